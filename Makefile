@@ -1,0 +1,49 @@
+# pyv2v — set-up, tests, demo, benchmarks.  Every target works from a fresh Debian 12 as root.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+APT_PACKAGES := libguestfs-tools python3-guestfs python3-libnbd python3-hivex python3-libvirt \
+  nbdkit libnbd-bin qemu-utils qemu-system-x86 ovmf openssh-client openssh-server debootstrap \
+  parted fdisk dosfstools e2fsprogs libvirt-clients linux-image-amd64 xz-utils tmux \
+  python3-venv python3-dev
+export LIBGUESTFS_BACKEND ?= direct
+export PYV2V_FIXTURE_CACHE ?= /var/cache/pyv2v/fixtures
+
+.PHONY: setup apt venv test lint unit demo bench clean
+
+setup: apt venv
+
+apt:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing: $$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+lint: venv
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/mypy src/pyv2v/errors.py src/pyv2v/log.py src/pyv2v/process.py src/pyv2v/accel.py \
+	  src/pyv2v/nbd.py src/pyv2v/ssh.py src/pyv2v/libvirt_xml
+
+test: setup lint
+	$(VENV)/bin/pytest -v --timeout=1800 tests
+
+unit: venv
+	$(VENV)/bin/pytest -q tests/unit
+
+demo: setup
+	$(PY) -m pyv2v.demo
+
+bench: setup
+	$(PY) bench/bench.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,192 @@
+"""The one way to run programs: argv lists (never a shell), timeouts, and a cleanup registry.
+
+Every long-running child (nbdkit, qemu-nbd, ssh, qemu) is started with `spawn`, in its own
+process group, and registered so that `cleanup_all` (run at exit, on SIGINT/SIGTERM, and by the
+entry points' error paths) terminates it and its children: a cancel or a crash leaves no orphans.
+Short commands go through `run`, which raises `ProcessError` with the program's stderr.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from . import log
+from .errors import ProcessError, V2VError
+
+
+@dataclass
+class Result:
+    argv: list[str]
+    rc: int
+    out: str
+    err: str
+
+
+_lock = threading.Lock()
+_children: list[Child] = []
+_cleanups: list[Callable[[], None]] = []
+
+
+def _env(extra: Mapping[str, str] | None) -> dict[str, str] | None:
+    if not extra:
+        return None
+    env = dict(os.environ)
+    env.update(extra)
+    return env
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    timeout: float | None = None,
+    check: bool = True,
+    env: Mapping[str, str] | None = None,
+    input: str | None = None,
+    cwd: str | None = None,
+) -> Result:
+    """Run a command to completion, capturing output as text."""
+    argv = [str(a) for a in argv]
+    log.debug("run: " + " ".join(argv))
+    try:
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(env), cwd=cwd,
+            start_new_session=True, errors="replace",
+        )
+    except FileNotFoundError as e:
+        raise V2VError(f"program not found: {argv[0]}") from e
+    child = Child(argv, proc)
+    _register(child)
+    try:
+        out, err = proc.communicate(input=input, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        child.terminate()
+        raise ProcessError(argv, None, "", f"no answer after {timeout:g} s") from e
+    finally:
+        _unregister(child)
+    if check and proc.returncode != 0:
+        raise ProcessError(argv, proc.returncode, out, err)
+    return Result(argv, proc.returncode, out, err)
+
+
+class Child:
+    """A registered child process running in its own process group."""
+
+    def __init__(self, argv: list[str], proc: subprocess.Popen[str]) -> None:
+        self.argv = argv
+        self.proc = proc
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def wait(self, timeout: float | None = None) -> int:
+        rc = self.proc.wait(timeout)
+        _unregister(self)
+        return rc
+
+    def signal_group(self, sig: int) -> None:
+        try:
+            os.killpg(self.proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def terminate(self, grace: float = 3.0) -> None:
+        """SIGTERM the process group, then SIGKILL it after `grace` seconds."""
+        if self.proc.poll() is None:
+            self.signal_group(signal.SIGTERM)
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                self.signal_group(signal.SIGKILL)
+                self.proc.wait(5)
+        else:
+            # The leader is gone; make sure nothing it left in its group survives.
+            self.signal_group(signal.SIGKILL)
+        _unregister(self)
+
+
+def spawn(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    stdin: int | None = subprocess.DEVNULL,
+    stdout: int | None = subprocess.PIPE,
+    stderr: int | None = subprocess.PIPE,
+    pass_fds: Sequence[int] = (),
+    cwd: str | None = None,
+) -> Child:
+    """Start a long-running child, registered for cleanup."""
+    argv = [str(a) for a in argv]
+    log.debug("spawn: " + " ".join(argv))
+    try:
+        proc = subprocess.Popen(
+            argv, stdin=stdin, stdout=stdout, stderr=stderr, text=True, env=_env(env),
+            start_new_session=True, pass_fds=tuple(pass_fds), cwd=cwd, errors="replace",
+        )
+    except FileNotFoundError as e:
+        raise V2VError(f"program not found: {argv[0]}") from e
+    child = Child(argv, proc)
+    _register(child)
+    return child
+
+
+def _register(child: Child) -> None:
+    with _lock:
+        _children.append(child)
+
+
+def _unregister(child: Child) -> None:
+    with _lock:
+        if child in _children:
+            _children.remove(child)
+
+
+def on_cleanup(fn: Callable[[], None]) -> Callable[[], None]:
+    """Register a function run (last registered first) by `cleanup_all`."""
+    with _lock:
+        _cleanups.append(fn)
+    return fn
+
+
+def cancel_cleanup(fn: Callable[[], None]) -> None:
+    with _lock:
+        if fn in _cleanups:
+            _cleanups.remove(fn)
+
+
+def cleanup_all() -> None:
+    """Terminate every registered child and run registered cleanups."""
+    with _lock:
+        children = list(reversed(_children))
+        fns = list(reversed(_cleanups))
+        _cleanups.clear()
+    for c in children:
+        c.terminate()
+    for fn in fns:
+        try:
+            fn()
+        except OSError as e:  # cleanup must not mask the original error
+            log.debug(f"cleanup: {e}")
+
+
+def live_children() -> list[Child]:
+    with _lock:
+        return [c for c in _children if c.poll() is None]
+
+
+def which(prog: str) -> str | None:
+    from shutil import which as _which
+    return _which(prog)
+
+
+atexit.register(cleanup_all)

@@ -1,0 +1,1 @@
+"""v2v: the conversion server (inputs, overlay, inspection, conversion, copy, outputs)."""
