@@ -1,0 +1,278 @@
+"""The narrow seam between converters and the guest: `Guest`, over libguestfs or a fake tree.
+
+Converters read and edit guest files and run the guest's own tools (dpkg, update-initramfs,
+dracut …) only through this interface.  `LibguestfsGuest` implements it on a launched, mounted
+libguestfs handle (commands run chrooted into the guest inside the appliance; guest content never
+touches the host).  `FakeGuest` implements it over a temporary directory for unit tests, with
+fake guest commands registered as Python callables and every call recorded.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import posixpath
+import shutil
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ...errors import V2VError
+
+
+class Guest(ABC):
+    """File and command access to the guest's mounted filesystems (absolute guest paths)."""
+
+    @abstractmethod
+    def read(self, path: str) -> bytes: ...
+
+    @abstractmethod
+    def write(self, path: str, data: bytes | str) -> None: ...
+
+    @abstractmethod
+    def exists(self, path: str) -> bool: ...
+
+    @abstractmethod
+    def is_file(self, path: str) -> bool: ...
+
+    @abstractmethod
+    def is_dir(self, path: str) -> bool: ...
+
+    @abstractmethod
+    def ls(self, path: str) -> list[str]:
+        """Names in a directory (not paths), sorted."""
+
+    @abstractmethod
+    def mkdir_p(self, path: str) -> None: ...
+
+    @abstractmethod
+    def rm_f(self, path: str) -> None: ...
+
+    @abstractmethod
+    def rm_rf(self, path: str) -> None: ...
+
+    @abstractmethod
+    def chmod(self, mode: int, path: str) -> None: ...
+
+    @abstractmethod
+    def symlink(self, target: str, linkname: str) -> None: ...
+
+    @abstractmethod
+    def readlink(self, path: str) -> str | None:
+        """The target of a symlink, or None if `path` is not a symlink."""
+
+    @abstractmethod
+    def find(self, path: str) -> list[str]:
+        """Every path below `path`, relative to it (like `find` minus the prefix)."""
+
+    @abstractmethod
+    def command(self, argv: list[str]) -> str:
+        """Run a program of the guest's own, chrooted into the guest; V2VError on failure."""
+
+    @abstractmethod
+    def cp(self, src: str, dest: str) -> None:
+        """Copy a file inside the guest (binary-safe, any size)."""
+
+    @abstractmethod
+    def checksum(self, path: str) -> str:
+        """The sha256 of a guest file, computed where the file is."""
+
+    # Derived helpers -------------------------------------------------------------------
+
+    def command_env(self, argv: list[str], env: Mapping[str, str]) -> str:
+        """Run a guest program with extra environment variables (through the guest's env)."""
+        return self.command(["/usr/bin/env", *(f"{k}={v}" for k, v in env.items()), *argv])
+
+    def read_text(self, path: str) -> str:
+        return self.read(path).decode("utf-8", errors="replace")
+
+    def read_lines(self, path: str) -> list[str]:
+        return self.read_text(path).splitlines()
+
+    def glob(self, pattern: str) -> list[str]:
+        """Paths matching a pattern whose wildcards are in the last component only."""
+        d, base = posixpath.split(pattern)
+        if not self.is_dir(d):
+            return []
+        return [posixpath.join(d, n) for n in self.ls(d) if fnmatch.fnmatch(n, base)]
+
+    def edit_text(self, path: str, fn: Callable[[str], str]) -> bool:
+        """Rewrite a text file through `fn`; returns True if it changed."""
+        old = self.read_text(path)
+        new = fn(old)
+        if new != old:
+            self.write(path, new)
+            return True
+        return False
+
+
+class LibguestfsGuest(Guest):
+    """A Guest over a launched libguestfs handle with the guest's filesystems mounted."""
+
+    def __init__(self, g: Any) -> None:
+        self.g = g
+
+    def _wrap(self, what: str, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except RuntimeError as e:
+            raise V2VError(f"{what}: {e}") from e
+
+    def read(self, path: str) -> bytes:
+        data = self._wrap(f"reading {path}", lambda: self.g.read_file(path))
+        return data if isinstance(data, bytes) else str(data).encode()
+
+    def write(self, path: str, data: bytes | str) -> None:
+        raw = data.encode() if isinstance(data, str) else data
+        self._wrap(f"writing {path}", lambda: self.g.write(path, raw))
+
+    def exists(self, path: str) -> bool:
+        return bool(self.g.exists(path))
+
+    def is_file(self, path: str) -> bool:
+        return bool(self.g.is_file(path, followsymlinks=True))
+
+    def is_dir(self, path: str) -> bool:
+        return bool(self.g.is_dir(path, followsymlinks=True))
+
+    def ls(self, path: str) -> list[str]:
+        return sorted(self._wrap(f"listing {path}", lambda: self.g.ls(path)))
+
+    def mkdir_p(self, path: str) -> None:
+        self._wrap(f"creating {path}", lambda: self.g.mkdir_p(path))
+
+    def rm_f(self, path: str) -> None:
+        self._wrap(f"removing {path}", lambda: self.g.rm_f(path))
+
+    def rm_rf(self, path: str) -> None:
+        self._wrap(f"removing {path}", lambda: self.g.rm_rf(path))
+
+    def chmod(self, mode: int, path: str) -> None:
+        self._wrap(f"chmod {path}", lambda: self.g.chmod(mode, path))
+
+    def symlink(self, target: str, linkname: str) -> None:
+        self._wrap(f"linking {linkname}", lambda: self.g.ln_sf(target, linkname))
+
+    def readlink(self, path: str) -> str | None:
+        if not self.g.is_symlink(path):
+            return None
+        return str(self.g.readlink(path))
+
+    def find(self, path: str) -> list[str]:
+        return list(self._wrap(f"listing {path}", lambda: self.g.find(path)))
+
+    def cp(self, src: str, dest: str) -> None:
+        self._wrap(f"copying {src} to {dest}", lambda: self.g.cp(src, dest))
+
+    def checksum(self, path: str) -> str:
+        return str(self._wrap(f"checksumming {path}", lambda: self.g.checksum("sha256", path)))
+
+    def command(self, argv: list[str]) -> str:
+        try:
+            return str(self.g.command(argv))
+        except RuntimeError as e:
+            raise V2VError(f"{' '.join(argv)} failed in the guest: {e}") from e
+
+
+FakeCommand = Callable[["FakeGuest", list[str]], str]
+
+
+class FakeGuest(Guest):
+    """A Guest over a directory tree on the host, for unit tests only."""
+
+    def __init__(self, root: Path, commands: dict[str, FakeCommand] | None = None) -> None:
+        self.root = Path(root)
+        self.commands: dict[str, FakeCommand] = dict(commands or {})
+        self.calls: list[list[str]] = []
+        self.envs: list[dict[str, str]] = []   # the environment of each call, parallel to calls
+
+    def host_path(self, path: str) -> Path:
+        if not path.startswith("/"):
+            raise ValueError(f"guest path must be absolute: {path}")
+        return self.root / path.lstrip("/")
+
+    def read(self, path: str) -> bytes:
+        try:
+            return self.host_path(path).read_bytes()
+        except OSError as e:
+            raise V2VError(f"reading {path}: {e.strerror}") from e
+
+    def write(self, path: str, data: bytes | str) -> None:
+        p = self.host_path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data.encode() if isinstance(data, str) else data)
+
+    def exists(self, path: str) -> bool:
+        return os.path.lexists(self.host_path(path))
+
+    def is_file(self, path: str) -> bool:
+        return self.host_path(path).is_file()
+
+    def is_dir(self, path: str) -> bool:
+        return self.host_path(path).is_dir()
+
+    def ls(self, path: str) -> list[str]:
+        return sorted(os.listdir(self.host_path(path)))
+
+    def mkdir_p(self, path: str) -> None:
+        self.host_path(path).mkdir(parents=True, exist_ok=True)
+
+    def rm_f(self, path: str) -> None:
+        p = self.host_path(path)
+        if p.is_symlink() or p.is_file():
+            p.unlink()
+
+    def rm_rf(self, path: str) -> None:
+        p = self.host_path(path)
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            self.rm_f(path)
+
+    def chmod(self, mode: int, path: str) -> None:
+        os.chmod(self.host_path(path), mode)
+
+    def symlink(self, target: str, linkname: str) -> None:
+        p = self.host_path(linkname)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if p.is_symlink() or p.exists():
+            p.unlink()
+        os.symlink(target, p)
+
+    def readlink(self, path: str) -> str | None:
+        p = self.host_path(path)
+        return os.readlink(p) if p.is_symlink() else None
+
+    def find(self, path: str) -> list[str]:
+        base = self.host_path(path)
+        out = []
+        for dirpath, dirnames, filenames in os.walk(base):
+            for n in sorted(dirnames + filenames):
+                out.append(os.path.relpath(os.path.join(dirpath, n), base))
+        return sorted(out)
+
+    def cp(self, src: str, dest: str) -> None:
+        try:
+            shutil.copyfile(self.host_path(src), self.host_path(dest))
+        except OSError as e:
+            raise V2VError(f"copying {src} to {dest}: {e.strerror}") from e
+
+    def checksum(self, path: str) -> str:
+        return hashlib.sha256(self.read(path)).hexdigest()
+
+    def command_env(self, argv: list[str], env: Mapping[str, str]) -> str:
+        return self._run(argv, dict(env))
+
+    def command(self, argv: list[str]) -> str:
+        return self._run(argv, {})
+
+    def _run(self, argv: list[str], env: dict[str, str]) -> str:
+        self.calls.append(list(argv))
+        self.envs.append(env)
+        prog = posixpath.basename(argv[0])
+        fn = self.commands.get(prog)
+        if fn is None:
+            raise V2VError(f"{' '.join(argv)} failed in the guest: command not found")
+        return fn(self, argv)
