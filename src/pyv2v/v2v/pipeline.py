@@ -57,7 +57,7 @@ def run(plan: Plan, monitor: Monitor) -> TargetMeta:
             app.mount(inspect)
             app.check_free_space()
 
-            monitor.stage(f"Converting {inspect.product_name} to run on KVM")
+            monitor.stage(f"Converting {describe(inspect)} to run on KVM")
             converter = converter_for(inspect)
             caps = converter.convert(LibguestfsGuest(app.g), inspect,
                                      ConvertOptions(block_bus=plan.block_bus, nics=nics))
@@ -73,6 +73,14 @@ def run(plan: Plan, monitor: Monitor) -> TargetMeta:
         overlays.close()
     monitor.stage("Finishing off")
     return meta
+
+
+def describe(inspect: Inspect) -> str:
+    """A human name for the guest OS ("Debian 12.15", "Red Hat Enterprise Linux 9.2" …)."""
+    name = inspect.product_name or ""
+    if inspect.distro and inspect.distro.lower() not in name.lower().replace(" ", ""):
+        return f"{inspect.distro.capitalize()} {name}".strip()
+    return name or inspect.distro
 
 
 def check_guest_name(name: str) -> None:

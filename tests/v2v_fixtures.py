@@ -1,0 +1,68 @@
+"""Session-scoped v2v conversions of the guest fixtures: convert once, assert many things.
+
+Each fixture runs the installed `v2v` command for real (libguestfs appliance, qemu-img, nbdkit)
+and records what a test needs: exit code, output, wall time, the output directory and the
+source's sha256 before and after.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from v2v_helpers import run_v2v
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def used_bytes(image: Path) -> int:
+    """Bytes the guest's filesystems really use, from virt-df (the real appliance)."""
+    res = subprocess.run(["virt-df", "--csv", "-a", str(image), "--format=raw"],
+                         capture_output=True, text=True, check=True, timeout=600)
+    total = 0
+    for line in res.stdout.splitlines()[1:]:
+        cols = line.split(",")
+        total += int(cols[3]) * 1024  # "1K-blocks used"
+    return total
+
+
+@dataclass
+class Conversion:
+    source: Path
+    outdir: Path
+    args: list[str]
+    rc: int
+    stdout: str
+    stderr: str
+    seconds: float
+    sha_before: str
+    sha_after: str
+
+
+def convert(source: Path, outdir: Path, *args: str) -> Conversion:
+    before = sha256(source)
+    start = time.monotonic()
+    res = run_v2v(*args, timeout=1800)
+    took = time.monotonic() - start
+    print(f"\nv2v {' '.join(args)}: rc={res.rc if hasattr(res, 'rc') else res.returncode} "
+          f"in {took:.0f} s\n{res.stdout}\n{res.stderr[-3000:]}")
+    return Conversion(source, outdir, list(args), res.returncode, res.stdout, res.stderr, took,
+                      before, sha256(source))
+
+
+@pytest.fixture(scope="session")
+def converted_local(debian12_physical: Path, tmp_path_factory: pytest.TempPathFactory
+                    ) -> Conversion:
+    out = tmp_path_factory.mktemp("v2v-local")
+    return convert(debian12_physical, out, "-i", "disk", str(debian12_physical), "-on", "deb12",
+                   "-o", "local", "-os", str(out))
