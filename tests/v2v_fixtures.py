@@ -66,3 +66,42 @@ def converted_local(debian12_physical: Path, tmp_path_factory: pytest.TempPathFa
     out = tmp_path_factory.mktemp("v2v-local")
     return convert(debian12_physical, out, "-i", "disk", str(debian12_physical), "-on", "deb12",
                    "-o", "local", "-os", str(out))
+
+
+PHYSICAL_XML = """<domain type="physical">
+  <name>p2vhost</name>
+  <memory unit="KiB">1048576</memory><currentMemory unit="KiB">1048576</currentMemory>
+  <vcpu>2</vcpu>
+  <cpu match="minimum"><vendor>Intel</vendor><topology sockets="1" cores="2" threads="1"/></cpu>
+  <clock offset="utc"/>
+  <os><type arch="x86_64">hvm</type></os>
+  <features><acpi/><apic/><pae/></features>
+  <devices>
+    <disk type="network" device="disk"><driver name="qemu" type="raw"/>
+      <source protocol="nbd"><host name="localhost" port="PORT"/></source>
+      <target dev="sda"/></disk>
+    <disk type="network" device="cdrom"><driver name="qemu" type="raw"/><target dev="sr0"/></disk>
+    <interface type="network"><source network="default"/><target dev="eth0"/>
+      <mac address="52:54:00:5a:7e:01"/></interface>
+  </devices>
+</domain>
+"""
+
+
+@pytest.fixture(scope="session")
+def converted_nbd(debian12_physical: Path, tmp_path_factory: pytest.TempPathFactory
+                  ) -> Conversion:
+    """physical.xml with the fixture served read-only by nbdkit, converted to -o qemu qcow2."""
+    from pyv2v import nbd
+
+    out = tmp_path_factory.mktemp("v2v-nbd")
+    server = nbd.start_nbdkit_readonly(str(debian12_physical))
+    try:
+        xml = out.parent / "physical.xml"
+        xml.write_text(PHYSICAL_XML.replace("PORT", str(server.port)))
+        c = convert(debian12_physical, out, "-i", "libvirtxml", str(xml), "--root", "first",
+                    "-o", "qemu", "-of", "qcow2", "-os", str(out))
+        c.nbd_bytes_read = server.bytes_read()  # type: ignore[attr-defined]
+    finally:
+        server.stop()
+    return c

@@ -48,7 +48,7 @@ def run(plan: Plan, monitor: Monitor) -> TargetMeta:
     nics = plan.network.plan(source.nics)
 
     monitor.stage("Opening the source")
-    overlays = Overlays(source.disks)
+    overlays = Overlays(source.disks, notify=monitor.stage)
     try:
         app = Appliance(overlays.paths)
         try:
