@@ -1,0 +1,217 @@
+"""The `p2v` command: options, configuration assembly, and the non-interactive (kernel) mode.
+
+With a conversion server (p2v.server on /proc/cmdline or --cmdline, or --server) p2v converts
+without asking anything, like the reference's kernel mode: p2v.pre, test connection,
+conversion (events rendered as text), then p2v.post (default `poweroff` only as root with
+p2v.server from the real /proc/cmdline) or p2v.fail.  SIGINT/SIGTERM/SIGHUP cancel the
+conversion cleanly (a second one aborts at once).  Errors are one line and a non-zero exit.
+Without a server, the interactive UI (pyv2v.p2v.tui.run(cfg, hw)) is started if available.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import secrets
+import signal
+import string
+import sys
+from types import FrameType
+
+from .. import __version__, log, process
+from ..errors import Cancelled, V2VError
+from . import config, hardware
+from .conversion import Conversion, run_hook
+from .events import (
+    DiskProgress,
+    Event,
+    Finished,
+    HostKey,
+    LogDir,
+    RemoteLine,
+    ServerInfoEvent,
+    Status,
+)
+from .kernel_cmdline import Cmdline
+
+EPILOG = """\
+Settings come from (lowest precedence first): the hardware, --config FILE, the kernel command
+line (/proc/cmdline, or --cmdline STR), then the flags below.  Kernel keys are the reference
+virt-p2v ones: p2v.server, p2v.port, p2v.username, p2v.password, p2v.identity, p2v.sudo,
+p2v.name, p2v.disks, p2v.o, p2v.os, p2v.oo, p2v.pre, p2v.post, p2v.fail, … (--dump-config
+lists them all).  p2v.hostkey=SHA256:… pins the server's host key; otherwise it is trusted on
+first use and recorded in our known_hosts file, and a changed key is refused.
+p2v.pre/post/fail commands are split like a shell would but run without one.
+
+examples:
+  # convert this machine's disks to /var/tmp on conv.example.com, logging in with a key
+  p2v --server conv.example.com --identity file:///root/.ssh/id_ed25519
+
+  # a disk image stands in for a physical disk (testing), host key pinned
+  p2v --server 192.0.2.7 --disk /var/tmp/disk.img --hostkey SHA256:abc… -o local --os /srv
+
+  # what the PXE/ISO kernel command line would do, without running anything
+  p2v --cmdline='p2v.server=conv p2v.password="s3cret word" p2v.o=local' --dump-config
+"""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        log.error(f"{message} (try --help)")
+        sys.exit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = ArgumentParser(prog="p2v", description="Convert this physical machine to run on KVM, "
+                       "using a virt-v2v conversion server reached over ssh.", epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-V", "--version", action="store_true", help="print the version and exit")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug messages")
+    p.add_argument("--colours", "--colors", "--colour", "--color", dest="colours",
+                   action="store_true", help="ANSI colours even when not on a terminal")
+    p.add_argument("--cmdline", metavar="STR", help="use STR instead of /proc/cmdline")
+    p.add_argument("--config", metavar="FILE", help="read key=value settings from FILE")
+    p.add_argument("--disk", "--test-disk", dest="disk_images", action="append", default=[],
+                   metavar="PATH", help="a disk image standing in for a physical disk "
+                   "(repeatable; replaces the discovered disks)")
+    p.add_argument("--password-file", metavar="FILE",
+                   help="read the ssh password from the first line of FILE")
+    p.add_argument("--nbd-server", choices=("nbdkit", "qemu-nbd"), default="nbdkit",
+                   help="local NBD server for the disks (default nbdkit)")
+    p.add_argument("--iso", action="store_true", help=argparse.SUPPRESS)
+    config.add_arguments(p)
+    return p
+
+
+def random_name() -> str:
+    return "p2v-" + "".join(secrets.choice(string.ascii_lowercase + string.digits)
+                            for _ in range(8))
+
+
+def assemble(ns: argparse.Namespace, cmdline: Cmdline,
+             hw: hardware.Hardware | None) -> config.Config:
+    """The configuration from hardware, config file, kernel command line and flags."""
+    cfg = config.Config()
+    if hw is not None:
+        config.apply_hardware(cfg, hw)
+    if ns.disk_images:
+        cfg.disks = []
+        for path in ns.disk_images:
+            if not os.path.exists(path):
+                raise V2VError(f"--disk {path}: no such file or device")
+            cfg.disks.append(os.path.abspath(path))
+    if ns.config:
+        unknown = config.apply_cmdline(cfg, config.read_config_file(ns.config))
+        if unknown:
+            raise V2VError(f"{ns.config}: unknown setting {unknown[0]}")
+    for key in config.apply_cmdline(cfg, cmdline):
+        log.warning(f"ignoring unknown kernel command line key {key}")
+    config.apply_flags(cfg, ns)
+    if ns.password_file:
+        try:
+            with open(ns.password_file) as f:
+                cfg.password = f.readline().rstrip("\r\n")
+        except OSError as e:
+            raise V2VError(f"cannot read --password-file {ns.password_file}: "
+                           f"{e.strerror}") from None
+    if not cfg.guestname:
+        cfg.guestname = random_name()
+    return cfg
+
+
+def render(event: Event) -> None:
+    """Text rendering of engine events (the kernel-mode 'UI')."""
+    if isinstance(event, Status):
+        log.message(event.text)
+    elif isinstance(event, HostKey):
+        if event.pinned:
+            log.message(f"host key of {event.host} matches the pinned {event.fingerprints[0]}")
+        else:
+            log.message(f"trusting the host key of {event.host} on first use: "
+                        f"{', '.join(event.fingerprints)} (recorded in {event.known_hosts})")
+    elif isinstance(event, ServerInfoEvent):
+        log.message(f"conversion server runs virt-v2v {event.version}")
+    elif isinstance(event, LogDir):
+        log.message(f"remote log directory: {event.path}")
+    elif isinstance(event, RemoteLine):
+        log.info(event.text)
+    elif isinstance(event, DiskProgress):
+        log.debug(f"{event.disk}: {event.done} of {event.total} bytes served")
+    elif isinstance(event, Finished) and event.ok:
+        log.message(event.message)
+
+
+def kernel_mode(cfg: config.Config, cmdline: Cmdline, hw: hardware.Hardware,
+                nbd_server: str) -> int:
+    conv = Conversion(cfg, hw=hw, nbd_server=nbd_server)
+    conv.subscribe(render)
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if conv.cancelled:
+            raise KeyboardInterrupt
+        log.warning(f"{signal.Signals(signum).name}: cancelling the conversion")
+        conv.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    run_hook("p2v.pre", cfg.pre)
+    result = conv.run()
+    if not result.ok:
+        try:
+            run_hook("p2v.fail", cfg.fail)
+        finally:
+            if result.cancelled:
+                raise Cancelled(result.message)
+        raise V2VError(result.message)
+    post = cfg.post
+    from_kernel = cmdline.source == "proc" and cmdline.lookup("p2v.remote.server", "p2v.server")
+    if post is None and os.geteuid() == 0 and from_kernel:
+        post = "poweroff"
+    run_hook("p2v.post", post)
+    return 0
+
+
+def interactive(cfg: config.Config, hw: hardware.Hardware) -> int:
+    try:
+        tui = importlib.import_module("pyv2v.p2v.tui")
+        run = tui.run
+    except (ImportError, AttributeError):
+        raise V2VError("no conversion server given: use --server HOST or p2v.server=HOST "
+                       "(the interactive UI is not available)") from None
+    return int(run(cfg, hw))
+
+
+def _main(ns: argparse.Namespace) -> int:
+    if ns.version:
+        log.info(f"p2v pyv2v {__version__}")
+        return 0
+    cmdline = Cmdline.from_string(ns.cmdline) if ns.cmdline is not None else Cmdline.from_proc()
+    hw = hardware.discover()
+    cfg = assemble(ns, cmdline, hw)
+    if cfg.dump_config_and_exit:
+        sys.stdout.write(config.dump(cfg))
+        return 0
+    if not cfg.server:
+        return interactive(cfg, hw)
+    return kernel_mode(cfg, cmdline, hw, ns.nbd_server)
+
+
+def main(argv: list[str] | None = None) -> int:
+    log.configure(prog="p2v")
+    ns = build_parser().parse_args(argv)
+    log.configure(verbose=ns.verbose, colours=ns.colours)
+    try:
+        return _main(ns)
+    except V2VError as e:
+        log.error(str(e))
+        return e.exit_code
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130
+    finally:
+        process.cleanup_all()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

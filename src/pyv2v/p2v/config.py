@@ -1,0 +1,270 @@
+"""The p2v configuration: ONE field table for kernel keys, CLI flags, config files and dumps.
+
+Each `Config` field carries a `Spec` (canonical `p2v.*` kernel key, alias, kind, CLI flag, help)
+in its dataclass metadata; everything else is generated from that table: parsing the kernel
+command line (PROTOCOL.md §6: canonical beats alias, first occurrence wins, quoted values,
+booleans empty/1/true/t/yes/y/on), argparse flags, `key=value` config files, and `dump()`.
+Precedence, lowest first: built-in defaults < hardware defaults < config file < kernel command
+line (`--cmdline` or /proc/cmdline) < CLI flags.  The password is never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import re
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import V2VError
+from .hardware import Hardware, round_up_pow2
+from .kernel_cmdline import Cmdline
+
+TRUE = {"", "1", "true", "t", "yes", "y", "on"}
+FALSE = {"0", "false", "f", "no", "n", "off"}
+SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
+
+
+@dataclass(frozen=True)
+class Spec:
+    key: str
+    alias: str | None = None
+    kind: str = "str"  # str | int | bool | list | size | enum
+    flag: str | None = None
+    metavar: str | None = None
+    help: str = ""
+    choices: tuple[str, ...] = ()
+    secret: bool = False
+
+
+def _f(default: Any, key: str, **kw: Any) -> Any:
+    meta = {"spec": Spec(key, **kw)}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class Config:
+    server: str | None = _f(None, "p2v.remote.server", alias="p2v.server", flag="--server",
+                            metavar="HOST", help="conversion server; given ⇒ non-interactive")
+    port: int = _f(22, "p2v.remote.port", alias="p2v.port", kind="int", flag="--port",
+                   help="ssh port of the conversion server")
+    username: str = _f("root", "p2v.auth.username", alias="p2v.username", flag="--username",
+                       metavar="USER", help="ssh user on the conversion server")
+    password: str | None = _f(None, "p2v.auth.password", alias="p2v.password", secret=True)
+    identity: str | None = _f(None, "p2v.auth.identity.url", alias="p2v.identity",
+                              flag="--identity", metavar="URL",
+                              help="private key (file://, http://, https://); overrides password")
+    sudo: bool = _f(False, "p2v.auth.sudo", alias="p2v.sudo", kind="bool", flag="--sudo",
+                    help="run virt-v2v with sudo -n on the server")
+    hostkey: str | None = _f(None, "p2v.hostkey", flag="--hostkey", metavar="SHA256:FP",
+                             help="pin the server's host key fingerprint")
+    known_hosts: str | None = _f(None, "p2v.known_hosts", flag="--known-hosts", metavar="FILE",
+                                 help="our known_hosts file (default ~/.local/state/pyv2v/…)")
+    guestname: str | None = _f(None, "p2v.guestname", alias="p2v.name", flag="--name",
+                               help="guest name (default: short hostname)")
+    phys_topo: bool = _f(False, "p2v.vcpu.phys_topo", kind="bool", flag="--phys-topo",
+                         help="copy the physical sockets/cores/threads")
+    cores: int = _f(0, "p2v.vcpu.cores", kind="int", flag="--cores", metavar="N",
+                    help="vCPUs (default: online CPUs)")
+    memory: int = _f(0, "p2v.memory", kind="size", flag="--memory", metavar="SIZE",
+                     help="guest RAM, e.g. 1024M or 4G (default: RAM rounded to a power of 2)")
+    cpu_vendor: str | None = _f(None, "p2v.cpu.vendor", flag="--cpu-vendor", metavar="VENDOR")
+    cpu_model: str | None = _f(None, "p2v.cpu.model", flag="--cpu-model", metavar="MODEL")
+    acpi: bool = _f(False, "p2v.cpu.acpi", kind="bool", flag="--acpi")
+    apic: bool = _f(False, "p2v.cpu.apic", kind="bool", flag="--apic")
+    pae: bool = _f(False, "p2v.cpu.pae", kind="bool", flag="--pae")
+    rtc_basis: str = _f("unknown", "p2v.rtc.basis", kind="enum", flag="--rtc-basis",
+                        choices=("unknown", "utc", "localtime"))
+    rtc_offset: int = _f(0, "p2v.rtc.offset", kind="int", flag="--rtc-offset", metavar="SECS")
+    disks: list[str] = _f([], "p2v.disks", kind="list", flag="--disks", metavar="sda,sdb",
+                          help="disks to convert (names or absolute paths)")
+    removable: list[str] = _f([], "p2v.removable", kind="list", flag="--removable",
+                              metavar="sr0,…")
+    interfaces: list[str] = _f([], "p2v.interfaces", kind="list", flag="--interfaces",
+                               metavar="eth0,…")
+    network_map: list[str] = _f([], "p2v.network_map", alias="p2v.network", kind="list",
+                                flag="--network", metavar="IF:NET,…,DEFAULT")
+    output_type: str = _f("local", "p2v.output.type", alias="p2v.o", flag="-o",
+                          metavar="TYPE", help="virt-v2v -o")
+    output_allocation: str = _f("none", "p2v.output.allocation", alias="p2v.oa", kind="enum",
+                                flag="--oa", choices=("none", "sparse", "preallocated"))
+    output_connection: str | None = _f(None, "p2v.output.connection", alias="p2v.oc",
+                                       flag="--oc", metavar="URI")
+    output_format: str | None = _f(None, "p2v.output.format", alias="p2v.of", flag="--of",
+                                   metavar="FORMAT")
+    output_storage: str | None = _f("/var/tmp", "p2v.output.storage", alias="p2v.os",
+                                    flag="--os", metavar="STORAGE")
+    output_misc: list[str] = _f([], "p2v.output.misc", alias="p2v.oo", kind="list",
+                                flag="--oo", metavar="K=V,…", help="one -oo per item")
+    pre: str | None = _f(None, "p2v.pre", flag="--pre", metavar="CMD",
+                         help="command run before the conversion")
+    post: str | None = _f(None, "p2v.post", flag="--post", metavar="CMD",
+                          help="command run after success (kernel mode as root: poweroff)")
+    fail: str | None = _f(None, "p2v.fail", flag="--fail", metavar="CMD",
+                          help="command run after a failure")
+    skip_test_connection: bool = _f(False, "p2v.skip_test_connection", kind="bool",
+                                    flag="--skip-test-connection")
+    dump_config_and_exit: bool = _f(False, "p2v.dump_config_and_exit", kind="bool",
+                                    flag="--dump-config", help="print the configuration, exit")
+
+
+def specs() -> list[tuple[str, Spec]]:
+    """(attribute, spec) for every field, in table order."""
+    return [(f.name, f.metadata["spec"]) for f in dataclasses.fields(Config)]
+
+
+def parse_bool(key: str, value: str) -> bool:
+    v = value.strip().lower()
+    if v in TRUE:
+        return True
+    if v in FALSE:
+        return False
+    raise V2VError(f"invalid boolean {key}={value!r} (use 1/0, true/false, yes/no, on/off)")
+
+
+def parse_size(key: str, value: str) -> int:
+    m = re.fullmatch(r"\s*(\d+)\s*([kKmMgGtTpP]?)(?:i?[bB])?\s*", value)
+    if not m:
+        raise V2VError(f"cannot parse {key}={value!r} (expected e.g. 1024M or 4G)")
+    return int(m.group(1)) * SIZE_UNITS[m.group(2).upper()]
+
+
+def format_size(n: int) -> str:
+    for unit in ("P", "T", "G", "M", "K"):
+        if n and n % SIZE_UNITS[unit] == 0:
+            return f"{n // SIZE_UNITS[unit]}{unit}"
+    return str(n)
+
+
+def parse_value(spec: Spec, value: str) -> Any:
+    if spec.kind == "int":
+        try:
+            return int(value.strip())
+        except ValueError:
+            raise V2VError(f"cannot parse {spec.key}={value!r} (expected a number)") from None
+    if spec.kind == "bool":
+        return parse_bool(spec.key, value)
+    if spec.kind == "size":
+        return parse_size(spec.key, value)
+    if spec.kind == "list":
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if spec.kind == "enum" and value not in spec.choices:
+        raise V2VError(f"invalid value {spec.key}={value!r} (expected one of "
+                       f"{', '.join(spec.choices)})")
+    return value
+
+
+def apply_hardware(cfg: Config, hw: Hardware) -> None:
+    """Defaults taken from the physical machine (reference set_config_defaults)."""
+    name = hw.hostname.split(".")[0]
+    if name and name not in ("localhost", "(none)"):
+        cfg.guestname = name
+    cfg.cores = hw.online_cpus
+    cfg.memory = round_up_pow2(hw.memory) if hw.memory else 1 << 30
+    cfg.cpu_vendor = hw.cpu.vendor
+    cfg.cpu_model = hw.cpu.model
+    cfg.acpi, cfg.apic, cfg.pae = hw.cpu.acpi, hw.cpu.apic, hw.cpu.pae
+    cfg.rtc_basis, cfg.rtc_offset = hw.rtc_basis, hw.rtc_offset
+    cfg.disks, cfg.removable = list(hw.disks), list(hw.removable)
+    cfg.interfaces = list(hw.interfaces)
+
+
+def apply_cmdline(cfg: Config, cmdline: Cmdline) -> list[str]:
+    """Set every field present on `cmdline`; returns the p2v.* keys nobody knows."""
+    known: set[str] = set()
+    for attr, spec in specs():
+        known.update(k for k in (spec.key, spec.alias) if k)
+        found = cmdline.lookup(spec.key, spec.alias)
+        if found is not None:
+            setattr(cfg, attr, parse_value(spec, found[1]))
+    return [k for k in cmdline.keys() if k.startswith("p2v.") and k not in known]
+
+
+def read_config_file(path: str) -> Cmdline:
+    """A config file: `key=value` lines (p2v. prefix optional), # comments, quoted values."""
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        raise V2VError(f"cannot read config file {path}: {e.strerror}") from None
+    pairs: list[tuple[str, str]] = []
+    for n, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key:
+            raise V2VError(f"{path}:{n}: expected key=value")
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        pairs.append((key if key.startswith("p2v.") else "p2v." + key, value))
+    return Cmdline(pairs, "file")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one CLI flag per field that has one (defaults are None = not given)."""
+    group = parser.add_argument_group("conversion settings (same as the p2v.* kernel keys)")
+    for attr, spec in specs():
+        if spec.flag is None:
+            continue
+        text = spec.help or f"kernel key {spec.key}"
+        if spec.help:
+            text += f" [{spec.key}]"
+        kw: dict[str, Any] = {"dest": attr, "default": None, "help": text}
+        if spec.kind == "bool":
+            group.add_argument(spec.flag, action=argparse.BooleanOptionalAction, **kw)
+            continue
+        if spec.kind == "list":
+            kw["action"] = "append"
+        elif spec.kind == "enum":
+            kw["choices"] = spec.choices
+        group.add_argument(spec.flag, metavar=spec.metavar or attr.upper(), **kw)
+
+
+def apply_flags(cfg: Config, ns: argparse.Namespace) -> None:
+    for attr, spec in specs():
+        value = getattr(ns, attr, None)
+        if value is None or spec.flag is None:
+            continue
+        if spec.kind == "list":
+            value = [item for v in value for item in parse_value(spec, v)]
+        elif spec.kind not in ("bool", "enum"):
+            value = parse_value(spec, str(value))
+        setattr(cfg, attr, value)
+
+
+def _show(spec: Spec, value: Any) -> str | None:
+    if value is None:
+        return None
+    if spec.secret:
+        return "<hidden>"
+    if spec.kind == "bool":
+        return "true" if value else "false"
+    if spec.kind == "list":
+        return ",".join(value)
+    if spec.kind == "size":
+        return format_size(value)
+    text = str(value)
+    return f'"{text}"' if not text or re.search(r"\s", text) else text
+
+
+def dump(cfg: Config) -> str:
+    """Canonical `key=value` lines (unset fields as comments); readable by read_config_file."""
+    lines = []
+    for attr, spec in specs():
+        shown = _show(spec, getattr(cfg, attr))
+        lines.append(f"#{spec.key}=" if shown is None else f"{spec.key}={shown}")
+    return "\n".join(lines) + "\n"
+
+
+def command_argv(cmd: str) -> list[str]:
+    """A p2v.pre/post/fail command as argv (no shell; write `sh -c '…'` to get one)."""
+    try:
+        argv = shlex.split(cmd)
+    except ValueError as e:
+        raise V2VError(f"cannot parse command {cmd!r}: {e}") from None
+    return argv

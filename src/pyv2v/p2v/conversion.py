@@ -1,0 +1,274 @@
+"""The conversion engine: owns every process of a p2v run and reports through events.
+
+`Conversion(cfg)` runs the reference sequence (PROTOCOL.md §2–4): test connection, one
+read-only NBD export + `ssh -R` data connection per disk, the remote work dir with its files,
+then the control connection (`ssh -tt`) running virt-v2v-wrapper.sh, streaming virt-v2v's stdout
+lines live and ending with the conversion's exit code.  Observers (`subscribe(fn)`) receive the
+events of events.py; `run()` returns the final `Finished` event and never raises V2VError.
+
+`cancel()` is safe from any thread or a signal handler: it sends ^C over the control pty (the
+remote session's processes get SIGINT); if the remote side is still there after GRACE seconds
+it signals the remote process group (recorded in control.pid), then ends the control ssh (the
+pty hangs up: SIGHUP).  Data ssh processes get SIGHUP, NBD servers SIGTERM; nothing survives.
+A data connection dying mid-run fails the conversion the same way, with its own message.
+"""
+
+from __future__ import annotations
+
+import collections
+import queue
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from typing import IO
+
+from .. import log, process, ssh
+from ..errors import Cancelled, V2VError
+from . import physical_xml, remote, wrapper
+from .config import Config, command_argv
+from .events import (
+    DiskProgress,
+    Event,
+    Finished,
+    HostKey,
+    LogDir,
+    Observer,
+    RemoteLine,
+    ServerInfoEvent,
+    Status,
+)
+from .hardware import Hardware, find_interfaces
+from .nbd_export import DataConn, open_data_conn
+from .session import SSH_FAILED, Session
+
+GRACE = 10.0  # seconds between ^C and the harder remote kill
+PROGRESS_EVERY = 2.0
+
+
+def _pump(stream: IO[str] | None, out: queue.Queue[str | None]) -> None:
+    if stream is not None:
+        for line in stream:
+            out.put(line.rstrip("\r\n"))
+    out.put(None)
+
+
+class Conversion:
+    def __init__(self, cfg: Config, *, hw: Hardware | None = None,
+                 nbd_server: str = "nbdkit") -> None:
+        self.cfg = cfg
+        self.hw = hw
+        self.nbd_server = nbd_server
+        self.remote_dir: str | None = None
+        self.server_info: remote.ServerInfo | None = None
+        self._observers: list[Observer] = []
+        self._cancel = threading.Event()
+        self._lock = threading.Lock()
+        self._control: process.Child | None = None
+        self._conns: list[DataConn] = []
+        self._session: Session | None = None
+        self._failure: str | None = None
+        self._tmpdir: str | None = None
+
+    # ---- observers -------------------------------------------------------------------
+    def subscribe(self, fn: Observer) -> None:
+        self._observers.append(fn)
+
+    def emit(self, event: Event) -> None:
+        for fn in list(self._observers):
+            fn(event)
+
+    # ---- public steps ------------------------------------------------------------------
+    def session(self) -> Session:
+        if self._session is None:
+            self._session = Session(self.cfg)
+        return self._session
+
+    def test_connection(self) -> remote.ServerInfo:
+        """Check the server (host key, login, virt-v2v version and features)."""
+        s = self.session()
+        self.emit(Status(f"Testing the connection to {s.target.display}"))
+        if s.target.hostkey:
+            s.check_host_key()
+            self.emit(HostKey(s.target.host, (s.target.hostkey,), True,
+                              s.target.known_hosts_file))
+        info = remote.test_connection(s, self.cfg.output_type)
+        self._report_new_keys()
+        self.server_info = info
+        self.emit(ServerInfoEvent(info.version, tuple(info.outputs)))
+        return info
+
+    def run(self) -> Finished:
+        """The whole conversion; returns (and emits) the final event."""
+        try:
+            result = self._run()
+        except V2VError as e:
+            cancelled = isinstance(e, Cancelled) or self._cancel.is_set()
+            msg = self._failure or ("conversion cancelled by user" if cancelled else str(e))
+            result = Finished(False, None, msg, self.remote_dir, cancelled and not self._failure)
+        finally:
+            self.close()
+        self.emit(result)
+        return result
+
+    def cancel(self) -> None:
+        """Ask the run to stop (thread- and signal-safe; returns at once)."""
+        self._cancel.set()
+        with self._lock:
+            control = self._control
+        if control is not None and control.poll() is None and control.proc.stdin:
+            try:  # ^C on the remote pty: SIGINT to the remote session's processes
+                control.proc.stdin.write("\x03")
+                control.proc.stdin.flush()
+            except (OSError, ValueError):
+                pass
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    # ---- internals ---------------------------------------------------------------------
+    def _check_cancel(self) -> None:
+        if self._cancel.is_set():
+            raise Cancelled("conversion cancelled by user")
+
+    def _report_new_keys(self) -> None:
+        s = self.session()
+        fps = s.new_host_keys()
+        if fps:
+            self.emit(HostKey(s.target.host, tuple(fps), False, s.target.known_hosts_file))
+
+    def _run(self) -> Finished:
+        cfg = self.cfg
+        if not cfg.disks:
+            raise V2VError("no disks to convert: none were found in /sys/block and none "
+                           "were given (p2v.disks=… or --disk PATH)")
+        s = self.session()
+        if not cfg.skip_test_connection and self.server_info is None:
+            self.test_connection()
+        colours = self.server_info.colours if self.server_info else False
+        for disk in cfg.disks:
+            self._check_cancel()
+            self.emit(Status(f"Starting local NBD server and data connection for {disk}"))
+            self._conns.append(open_data_conn(s, disk, self.nbd_server))
+        self._report_new_keys()
+        rdir = self.remote_dir = wrapper.remote_dir_name()
+        self.emit(LogDir(rdir))
+        hw = self.hw
+        macs = hw.macs if hw else find_interfaces("/")[1]
+        topo = (hw.cpu.sockets, hw.cpu.cores, hw.cpu.threads) if hw else None
+        xml = physical_xml.build(cfg, [c.remote_port for c in self._conns], macs, topo)
+        self._tmpdir = tempfile.mkdtemp(prefix="p2v-files-")
+        required, optional = wrapper.write_local_files(self._tmpdir, cfg, rdir, xml, colours)
+        self._check_cancel()
+        self.emit(Status("Setting up the control connection"))
+        r = s.run(f"mkdir {rdir} && date > {rdir}/time", what="control connection")
+        if r.rc != 0:
+            raise V2VError(f"cannot create {rdir} on the conversion server: {r.err.strip()}")
+        s.scp(required, rdir)
+        try:
+            s.scp(optional, rdir)
+        except V2VError as e:  # system data is only for diagnosis
+            log.debug(f"uploading system data failed: {e}")
+        self._check_cancel()
+        self.emit(Status("Doing conversion"))
+        rc, err = self._control_loop(s, rdir)
+        self._check_cancel()
+        if rc == 0:
+            return Finished(True, 0, "Conversion finished successfully.", rdir)
+        if rc == SSH_FAILED:
+            raise V2VError(f"control connection failed: {ssh.explain(err, s.target)}")
+        return Finished(False, rc, f"virt-v2v failed with exit code {rc} (log: {rdir}/"
+                        f"{wrapper.LOG} on the server)", rdir)
+
+    def _control_loop(self, s: Session, rdir: str) -> tuple[int, str]:
+        argv = ssh.ssh_argv(s.target, wrapper.control_command(rdir), tty=True)
+        child = s.spawn(argv, stdin=subprocess.PIPE)
+        with self._lock:
+            self._control = child
+        lines: queue.Queue[str | None] = queue.Queue()
+        errs: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=_pump, args=(child.proc.stdout, lines), daemon=True).start()
+        threading.Thread(target=_pump, args=(child.proc.stderr, errs), daemon=True).start()
+        if self._cancel.is_set():
+            self.cancel()
+        cancel_at: float | None = None
+        killed = False
+        eof = False
+        next_progress = 0.0
+        while not (eof and child.poll() is not None):
+            try:
+                item = lines.get(timeout=0.25)
+                while True:
+                    if item is None:
+                        eof = True
+                    else:
+                        self.emit(RemoteLine(item))
+                    item = lines.get_nowait()
+            except queue.Empty:
+                pass
+            if not self._cancel.is_set():
+                for c in self._conns:
+                    if not c.alive():
+                        self._failure = f"conversion failed: {c.why_dead()}"
+                        self.cancel()
+                        break
+            now = time.monotonic()
+            if self._cancel.is_set():
+                cancel_at = cancel_at or now
+                if not killed and now - cancel_at > GRACE:
+                    killed = True
+                    self._remote_kill(s, rdir)
+                    child.terminate()
+            if now >= next_progress:
+                next_progress = now + PROGRESS_EVERY
+                for c in self._conns:
+                    done = c.server.bytes_read()
+                    if done is not None:
+                        self.emit(DiskProgress(c.disk, done, c.size))
+        rc = child.wait()
+        tail: collections.deque[str] = collections.deque(maxlen=20)
+        while not errs.empty():
+            e = errs.get_nowait()
+            if e:
+                tail.append(e)
+        return rc, "\n".join(tail)
+
+    def _remote_kill(self, s: Session, rdir: str) -> None:
+        """The remote session ignored ^C: signal its process group directly."""
+        log.debug("remote conversion still running after ^C: killing its process group")
+        for sig in ("TERM", "KILL"):
+            try:
+                s.run(wrapper.kill_command(rdir, sig), timeout=30, what="remote kill")
+            except V2VError as e:
+                log.debug(f"remote kill -{sig}: {e}")
+                return
+            time.sleep(1)
+
+    def close(self) -> None:
+        """Stop everything this conversion started (idempotent)."""
+        with self._lock:
+            control, self._control = self._control, None
+        if control is not None and control.poll() is None:
+            control.signal_group(signal.SIGHUP)
+            control.terminate()
+        while self._conns:
+            self._conns.pop().close()
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+        if self._tmpdir:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
+
+
+def run_hook(stage: str, cmd: str | None) -> None:
+    """Run a p2v.pre/p2v.post/p2v.fail command (argv from shlex, no shell)."""
+    if not cmd:
+        return
+    log.message(f"running {stage}: {cmd}")
+    r = process.run(command_argv(cmd), check=False)
+    if r.rc != 0:
+        raise V2VError(f"{stage}: command failed with exit code {r.rc}: {cmd}")

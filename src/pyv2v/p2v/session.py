@@ -1,0 +1,131 @@
+"""The p2v side of the ssh transport: one `Session` per conversion server.
+
+A Session turns the configuration into an `ssh.Target` (fetching a `p2v.identity` URL into a
+private 0600 file, or serving the password through `Askpass`), applies the host-key policy
+(pinned: checked before any login; otherwise trust on first use, the new fingerprint reported
+once by `new_host_keys()`), and runs remote commands, scp uploads and long-running ssh children
+with clear one-line errors.  Every child goes through process.py; long-running ones are guarded
+by a parent-death signal so ssh never outlives p2v.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from urllib.parse import unquote, urlsplit
+
+from .. import log, process, ssh
+from ..errors import V2VError
+from .askpass import Askpass
+from .config import Config
+
+SSH_FAILED = 255
+
+
+def fetch_identity(url: str, dest_dir: str) -> str:
+    """Copy/download the private key at `url` (file://, http://, https://, or a path)."""
+    parts = urlsplit(url)
+    dest = os.path.join(dest_dir, "id")
+    try:
+        if parts.scheme in ("", "file"):
+            path = unquote(parts.path) if parts.scheme else url
+            with open(path, "rb") as f:
+                data = f.read()
+        elif parts.scheme in ("http", "https"):
+            with urllib.request.urlopen(url, timeout=60) as resp:  # noqa: S310 (scheme checked)
+                data = resp.read()
+        else:
+            raise V2VError(f"p2v.identity: unsupported URL scheme {parts.scheme!r} "
+                           "(use file://, http:// or https://)")
+    except (OSError, urllib.error.URLError) as e:
+        raise V2VError(f"cannot fetch the ssh identity {url}: {e}") from None
+    if b"PRIVATE KEY" not in data:
+        raise V2VError(f"the ssh identity {url} is not a private key file")
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    return dest
+
+
+class Session:
+    """How to reach and authenticate to the conversion server."""
+
+    def __init__(self, cfg: Config) -> None:
+        if not cfg.server:
+            raise V2VError("no conversion server given (p2v.server=… or --server)")
+        self.sudo = cfg.sudo
+        self._dir = tempfile.mkdtemp(prefix="p2v-session-")
+        self.askpass: Askpass | None = None
+        identity = fetch_identity(cfg.identity, self._dir) if cfg.identity else None
+        if identity is None:
+            self.askpass = Askpass(cfg.password)
+        self.target = ssh.Target(host=cfg.server, port=cfg.port, user=cfg.username,
+                                 identity=identity, known_hosts=cfg.known_hosts or "",
+                                 hostkey=cfg.hostkey)
+        self._known_before = ssh.known_keys(self.target)
+        self._host_key_checked = False
+        self._reported = False
+        process.on_cleanup(self.close)
+
+    # ---- host keys -----------------------------------------------------------------
+    def check_host_key(self) -> None:
+        """Pinned key: verify and record it before any login (idempotent)."""
+        if self.target.hostkey and not self._host_key_checked:
+            ssh.pin_host_key(self.target)
+        self._host_key_checked = True
+
+    def new_host_keys(self) -> list[str]:
+        """Fingerprints trusted on first use by the connections so far (reported once)."""
+        if self._reported or self.target.hostkey or self._known_before:
+            return []
+        keys = ssh.known_keys(self.target)
+        if not keys:
+            return []
+        self._reported = True
+        return [f"{kind} {ssh.fingerprint(blob)}" for kind, blob in keys]
+
+    # ---- running things -----------------------------------------------------------
+    def env(self) -> dict[str, str]:
+        env = {"LC_ALL": "C"}
+        if self.askpass is not None:
+            env.update(self.askpass.env())
+        return env
+
+    def _fail(self, what: str, stderr: str) -> V2VError:
+        return V2VError(f"{what}: {ssh.explain(stderr, self.target)}")
+
+    def run(self, command: Sequence[str] | str, *, timeout: float = 120,
+            what: str = "ssh") -> process.Result:
+        """Run a remote command; ssh's own failures raise, the command's exit code is returned."""
+        self.check_host_key()
+        cmd = command if isinstance(command, str) else ssh.quote(command)
+        r = process.run(ssh.ssh_argv(self.target, cmd), timeout=timeout, check=False,
+                        env=self.env())
+        if r.rc == SSH_FAILED:
+            raise self._fail(what, r.err)
+        return r
+
+    def scp(self, files: Sequence[str], remote_dir: str, timeout: float = 300) -> None:
+        self.check_host_key()
+        r = process.run(ssh.scp_argv(self.target, files, remote_dir), timeout=timeout,
+                        check=False, env=self.env())
+        if r.rc != 0:
+            raise self._fail(f"scp to {remote_dir}", r.err)
+
+    def spawn(self, argv: list[str], *, stdin: int | None = subprocess.DEVNULL) -> process.Child:
+        """A long-running ssh child (stdout/stderr piped), guarded by a parent-death signal."""
+        self.check_host_key()
+        return process.spawn(ssh.guard(argv), env=self.env(), stdin=stdin)
+
+    def close(self) -> None:
+        if self.askpass is not None:
+            self.askpass.close()
+            self.askpass = None
+        shutil.rmtree(self._dir, ignore_errors=True)
+        process.cancel_cleanup(self.close)
+        log.debug("ssh session closed")

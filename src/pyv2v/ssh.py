@@ -1,0 +1,227 @@
+"""OpenSSH client plumbing: argv builders, host-key policy, reverse forwards, error messages.
+
+Public API:
+- `Target(host, port, user, identity, known_hosts, hostkey)`: where and how to connect.
+  `identity` (a private key file) selects publickey auth, else keyboard-interactive/password
+  (the password reaches ssh only through an SSH_ASKPASS helper and a private channel, see
+  pyv2v/p2v/askpass.py: never in argv, an environment or a log).
+- `ssh_argv(t, command, tty=False)`, `reverse_forward_argv(t, local_port)`,
+  `scp_argv(t, files, remote_dir)`: complete argv lists with the reference options
+  (PROTOCOL.md §1) and our host-key options; `quote(argv)` builds a remote command string.
+- Host keys are checked against OUR known_hosts file, never accepted silently: unpinned means
+  trust on first use (`StrictHostKeyChecking=accept-new`: a new key is recorded, a changed key
+  is refused); `t.hostkey="SHA256:…"` pins it: `pin_host_key` scans the server, refuses a
+  mismatch, and records only the pinned key, then ssh runs with `StrictHostKeyChecking=yes`.
+  `known_keys(t)` lists recorded keys; `fingerprint(blob)` is ssh-keygen's SHA256 form.
+- `parse_allocated_port(text)` reads "Allocated port N for remote forward".
+- `explain(stderr, t)` turns ssh's stderr into a one-line user message (unreachable, auth,
+  host key…); `guard(argv)` adds a parent-death signal so ssh never outlives its owner.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from . import log, process
+from .errors import V2VError
+
+CONNECT_TIMEOUT = 60
+ALLOCATED_RE = re.compile(r"Allocated port (\d+) for remote forward")
+
+
+def default_known_hosts() -> str:
+    state = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+    return os.path.join(state, "pyv2v", "known_hosts")
+
+
+@dataclass(frozen=True)
+class Target:
+    host: str
+    port: int = 22
+    user: str = "root"
+    identity: str | None = None  # private key file: publickey auth only
+    known_hosts: str = ""  # "" = default_known_hosts()
+    hostkey: str | None = None  # pinned "SHA256:…" fingerprint
+    connect_timeout: int = CONNECT_TIMEOUT
+
+    @property
+    def known_hosts_file(self) -> str:
+        return self.known_hosts or default_known_hosts()
+
+    @property
+    def display(self) -> str:
+        return f"{self.user}@{self.host}:{self.port}"
+
+
+def quote(argv: Sequence[str]) -> str:
+    """A remote command line (the server's shell parses it) from an argv list."""
+    return shlex.join(argv)
+
+
+def guard(argv: list[str]) -> list[str]:
+    """Prefix `setpriv --pdeathsig TERM` so the child dies with its parent (if available)."""
+    if process.which("setpriv"):
+        return ["setpriv", "--pdeathsig", "TERM", "--", *argv]
+    return argv
+
+
+def common_options(t: Target) -> list[str]:
+    """-o options shared by ssh and scp: reference options plus our host-key policy."""
+    opts = ["-F", "none",  # no user/system config: behaviour must not depend on the host
+            "-o", f"ConnectTimeout={t.connect_timeout}",
+            "-o", "ServerAliveInterval=300", "-o", "ServerAliveCountMax=6",
+            "-o", f"UserKnownHostsFile={t.known_hosts_file}",
+            "-o", "GlobalKnownHostsFile=/dev/null",
+            "-o", "StrictHostKeyChecking=" + ("yes" if t.hostkey else "accept-new"),
+            "-o", "HashKnownHosts=no", "-o", "CheckHostIP=no", "-o", "UpdateHostKeys=no",
+            "-o", "LogLevel=INFO"]
+    if t.identity:
+        opts += ["-o", "PreferredAuthentications=publickey", "-o", "IdentitiesOnly=yes",
+                 "-o", "BatchMode=yes", "-i", t.identity]
+    else:
+        opts += ["-o", "PreferredAuthentications=keyboard-interactive,password",
+                 "-o", "NumberOfPasswordPrompts=1", "-o", "PubkeyAuthentication=no"]
+    return opts
+
+
+def ssh_argv(t: Target, command: str | None = None, *, tty: bool = False,
+             extra: Sequence[str] = ()) -> list[str]:
+    argv = ["ssh", "-p", str(t.port), "-l", t.user, *common_options(t)]
+    if tty:
+        argv.append("-tt")
+    argv += [*extra, "--", t.host]
+    if command is not None:
+        argv.append(command)
+    return argv
+
+
+def reverse_forward_argv(t: Target, local_port: int, local_host: str = "127.0.0.1") -> list[str]:
+    """`ssh -R 0:HOST:PORT -N`: the server allocates a loopback port that reaches us."""
+    return ssh_argv(t, extra=["-N", "-R", f"0:{local_host}:{local_port}",
+                              "-o", "ExitOnForwardFailure=yes"])
+
+
+def scp_argv(t: Target, files: Sequence[str], remote_dir: str) -> list[str]:
+    """Upload `files` into `remote_dir`, preserving modes (scp speaks sftp)."""
+    host = f"[{t.host}]" if ":" in t.host else t.host
+    return ["scp", "-p", "-P", str(t.port), *common_options(t), "--", *files,
+            f"{t.user}@{host}:{remote_dir}/"]
+
+
+def parse_allocated_port(text: str) -> int | None:
+    m = ALLOCATED_RE.search(text)
+    return int(m.group(1)) if m else None
+
+
+# ---- host keys -------------------------------------------------------------------------
+
+def fingerprint(blob_b64: str) -> str:
+    """SHA256:… fingerprint of a base64 public key blob (as `ssh-keygen -l` prints it)."""
+    digest = hashlib.sha256(base64.b64decode(blob_b64)).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def host_pattern(host: str, port: int) -> str:
+    return host if port == 22 else f"[{host}]:{port}"
+
+
+def parse_known_hosts(text: str, host: str, port: int) -> list[tuple[str, str]]:
+    """(key type, base64 blob) of the plain known_hosts entries for host:port."""
+    want = host_pattern(host, port)
+    keys = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and not line.startswith(("#", "@")) and want in parts[0].split(","):
+            keys.append((parts[1], parts[2]))
+    return keys
+
+
+def known_keys(t: Target) -> list[tuple[str, str]]:
+    try:
+        with open(t.known_hosts_file) as f:
+            return parse_known_hosts(f.read(), t.host, t.port)
+    except OSError:
+        return []
+
+
+def keyscan(t: Target, timeout: int = 10) -> list[tuple[str, str]]:
+    """The host keys the server offers right now (ssh-keyscan)."""
+    r = process.run(["ssh-keyscan", "-T", str(timeout), "-p", str(t.port), "--", t.host],
+                    timeout=timeout + 20, check=False)
+    keys = []
+    for line in r.out.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and not line.startswith("#"):
+            keys.append((parts[1], parts[2]))
+    if not keys:
+        raise V2VError(f"cannot reach conversion server {t.host}:{t.port} to read its host "
+                       f"key: {explain(r.err, t)}")
+    return keys
+
+
+def record_keys(t: Target, keys: Sequence[tuple[str, str]], replace: bool = True) -> None:
+    """Write `keys` for t's host into our known_hosts (dropping its old entries)."""
+    path = t.known_hosts_file
+    os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        lines = []
+    pattern = host_pattern(t.host, t.port)
+    if replace:
+        lines = [ln for ln in lines if not (ln.split()[:1] and pattern in ln.split()[0].split(","))]
+    lines += [f"{pattern} {kind} {blob}" for kind, blob in keys]
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+
+
+def pin_host_key(t: Target) -> str:
+    """Check the server's key against the pin in `t.hostkey`; record it; return its type."""
+    if not t.hostkey:
+        raise ValueError("pin_host_key needs a pinned fingerprint")
+    want = t.hostkey if t.hostkey.startswith("SHA256:") else "SHA256:" + t.hostkey
+    offered = keyscan(t)
+    for kind, blob in offered:
+        if fingerprint(blob) == want.rstrip("="):
+            record_keys(t, [(kind, blob)])
+            log.debug(f"host key of {t.host}:{t.port} matches the pinned {want} ({kind})")
+            return kind
+    seen = ", ".join(f"{k} {fingerprint(b)}" for k, b in offered)
+    raise V2VError(f"host key of {t.host}:{t.port} does not match the pinned fingerprint "
+                   f"{want} (the server offered {seen}): refusing to connect")
+
+
+# ---- errors ----------------------------------------------------------------------------
+
+_UNREACHABLE = ("Connection refused", "No route to host", "Could not resolve hostname",
+                "Connection timed out", "Network is unreachable", "Name or service not known",
+                "Connection closed by", "Connection reset by", "timed out during banner")
+
+
+def explain(stderr: str, t: Target) -> str:
+    """One line saying why ssh failed, from its stderr."""
+    text = stderr.replace("\r", "")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()
+             and not ln.startswith(("Warning: Permanently added", "@@@@"))]
+    if "REMOTE HOST IDENTIFICATION HAS CHANGED" in text or "Host key verification failed" in text:
+        return (f"host key verification failed for {t.host}:{t.port}: the server's key does not "
+                f"match the one recorded in {t.known_hosts_file} (possible man-in-the-middle); "
+                "if the server really changed, remove its entry there or pin the new key "
+                "with p2v.hostkey=SHA256:…")
+    if "Permission denied" in text or "Too many authentication failures" in text:
+        how = f"key {t.identity}" if t.identity else "password"
+        return f"authentication as {t.user} on {t.host}:{t.port} failed ({how} refused)"
+    for marker in _UNREACHABLE:
+        for ln in lines:
+            if marker in ln:
+                return f"cannot reach conversion server {t.host}:{t.port}: {ln}"
+    return lines[-1] if lines else "ssh failed without a message"
