@@ -1,0 +1,235 @@
+"""pytest plugin for p2v: private sshd conversion servers on 127.0.0.1, a fake virt-v2v.
+
+`p2v_sshd` (session): an sshd on a random free port with its own host key, a user key for root
+(PermitRootLogin, AllowTcpForwarding, the sftp subsystem), a dedicated local user with a random
+password (created with useradd/chpasswd, deleted at teardown) and a fake `virt-v2v` first on
+the sessions' PATH (SetEnv).  `p2v_sshd_stock`: the same with Debian's real virt-v2v and the
+TCG libguestfs environment for its sessions.  `sshd_factory(**kw)` starts more (other PATH,
+another fake version) for one test.  All are started through pyv2v.process and torn down.
+
+The fake virt-v2v answers --version/--machine-readable like 2.2.0; as a conversion it records
+its argv, reads every NBD disk of physical.xml through the tunnel (sha256, size, whether a write
+is refused) into fake-v2v-result.json, prints virt-v2v-like stage lines, and obeys
+`-oo fake-sleep=SECS` (sleeps with a child process: cancel tests) and `-oo fake-exit=N`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import string
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from pyv2v import accel, process, ssh
+from pyv2v.p2v.config import Config
+
+FAKE_V2V = r'''#!/usr/bin/python3
+import hashlib, json, os, subprocess, sys, time
+import xml.etree.ElementTree as ET
+VERSION = os.environ.get("FAKE_V2V_VERSION", "2.2.0")
+TOKENS = """virt-v2v libguestfs-rewrite vcenter-https xen-ssh vddk colours-option
+vdsm-compat-option in-place io/oo mac-option bandwidth-option input:disk input:libvirt
+input:libvirtxml input:ova input:vmx output:glance output:json output:libvirt output:local
+output:null output:openstack output:qemu output:rhv output:rhv-upload output:vdsm
+convert:linux convert:windows ovf:rhvv4 ovf:rhvexp""".split()
+args = sys.argv[1:]
+if args == ["--version"]:
+    print("virt-v2v " + VERSION); sys.exit(0)
+if args == ["--machine-readable"]:
+    print("\n".join(TOKENS)); sys.exit(0)
+t0 = time.monotonic()
+def stage(msg):
+    print("[%6.1f] %s" % (time.monotonic() - t0, msg), flush=True)
+opts = dict(a.split("=", 1) for i, a in enumerate(args) if i and args[i - 1] == "-oo")
+json.dump(args, open("fake-v2v-argv.json", "w"))
+print("fake virt-v2v: debug output goes to stderr", file=sys.stderr)
+stage("Setting up the source: -i libvirtxml " + args[-1])
+import nbd
+disks = []
+for d in ET.parse(args[-1]).getroot().iter("disk"):
+    host = d.find("source/host")
+    if d.get("device") != "disk" or host is None:
+        continue
+    h = nbd.NBD()
+    h.connect_uri("nbd://%s:%s" % (host.get("name"), host.get("port")))
+    size, sha, off = h.get_size(), hashlib.sha256(), 0
+    while off < size:
+        n = min(1 << 22, size - off)
+        sha.update(h.pread(n, off)); off += n
+    try:
+        h.pwrite(b"x" * 512, 0); refused = False
+    except nbd.Error:
+        refused = True
+    disks.append({"port": int(host.get("port")), "size": size, "sha256": sha.hexdigest(),
+                  "write_refused": refused, "read_only": bool(h.is_read_only())})
+    h.shutdown()
+stage("Copying disk 1/%d" % len(disks))
+json.dump({"disks": disks}, open("fake-v2v-result.json", "w"))
+if "fake-sleep" in opts:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)",
+                              os.path.dirname(os.path.abspath(__file__)) + "/child"])
+    time.sleep(float(opts["fake-sleep"]))
+stage("Finishing off")
+sys.exit(int(opts.get("fake-exit", "0")))
+'''
+
+
+@dataclass
+class Sshd:
+    host: str
+    port: int
+    dir: Path
+    user_key: Path
+    host_key: tuple[str, str]  # (type, base64 blob)
+    fake_bin: Path | None
+    child: process.Child
+    password_user: str | None = None
+    password: str | None = None
+    log: Path = field(default_factory=Path)
+
+    @property
+    def fingerprint(self) -> str:
+        return ssh.fingerprint(self.host_key[1])
+
+    def config(self, tmp: Path, **kw: object) -> Config:
+        """A p2v Config for this server: root with the user key, a fresh known_hosts in tmp."""
+        cfg = Config(server=self.host, port=self.port, username="root",
+                     identity=f"file://{self.user_key}", known_hosts=str(tmp / "known_hosts"),
+                     guestname="p2vtest", cores=1, memory=1 << 30)
+        for k, v in kw.items():
+            setattr(cfg, k, v)
+        return cfg
+
+    def procs(self, pattern: str) -> list[str]:
+        r = subprocess.run(["pgrep", "-a", "-f", pattern], capture_output=True, text=True)
+        return [ln for ln in r.stdout.splitlines() if "pgrep" not in ln]
+
+
+def _keygen(path: Path, comment: str = "p2v-test") -> tuple[str, str]:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f",
+                    str(path)], check=True)
+    kind, blob = path.with_suffix(".pub").read_text().split()[:2]
+    return kind, blob
+
+
+def _wait_banner(port: int, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                if s.recv(8).startswith(b"SSH-"):
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"sshd on port {port} did not start")
+
+
+def start_sshd(*, fake_version: str | None = "2.2.0", path: list[str] | None = None,
+               env: dict[str, str] | None = None, password_user: bool = False) -> Sshd:
+    if os.geteuid() != 0:
+        pytest.skip("the private sshd needs root")
+    d = Path(tempfile.mkdtemp(prefix="p2v-sshd-"))
+    d.chmod(0o755)  # the password user must reach the fake virt-v2v
+    host_key = _keygen(d / "host_key")
+    user_key = d / "user_key"
+    (d / "authorized_keys").write_text(" ".join(_keygen(user_key)) + "\n")
+    fake_bin = None
+    dirs = list(path) if path is not None else ["/usr/local/sbin", "/usr/local/bin",
+                                                "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+    if fake_version is not None:
+        fake_bin = d / "fakebin"
+        fake_bin.mkdir(mode=0o755)
+        (fake_bin / "virt-v2v").write_text(FAKE_V2V)
+        (fake_bin / "virt-v2v").chmod(0o755)
+        dirs.insert(0, str(fake_bin))
+    setenv = {"PATH": ":".join(dirs), "LC_ALL": "C", **(env or {})}
+    if fake_version is not None:
+        setenv["FAKE_V2V_VERSION"] = fake_version
+    port = ssh_free_port()
+    (d / "sshd_config").write_text(f"""ListenAddress 127.0.0.1
+Port {port}
+HostKey {d}/host_key
+AuthorizedKeysFile {d}/authorized_keys
+PidFile none
+StrictModes no
+UsePAM no
+PermitRootLogin yes
+PasswordAuthentication yes
+KbdInteractiveAuthentication no
+AllowTcpForwarding yes
+PermitTTY yes
+LogLevel VERBOSE
+Subsystem sftp /usr/lib/openssh/sftp-server
+SetEnv {' '.join(f'{k}={v}' for k, v in setenv.items())}
+""")
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+    user = password = None
+    if password_user:
+        user = "p2vt" + "".join(secrets.choice(string.ascii_lowercase) for _ in range(6))
+        password = secrets.token_urlsafe(12)
+        subprocess.run(["useradd", "-M", "-d", str(d), "-s", "/bin/bash", user], check=True)
+        subprocess.run(["chpasswd"], input=f"{user}:{password}\n", text=True, check=True)
+    log = d / "sshd.log"
+    with open(log, "w") as f:
+        child = process.spawn(["/usr/sbin/sshd", "-D", "-e", "-f", str(d / "sshd_config")],
+                              stdout=f.fileno(), stderr=subprocess.STDOUT)
+    _wait_banner(port)
+    return Sshd("127.0.0.1", port, d, user_key, host_key, fake_bin, child, user, password, log)
+
+
+def stop_sshd(s: Sshd) -> None:
+    s.child.terminate()
+    if s.password_user:
+        subprocess.run(["userdel", "-f", s.password_user], check=False,
+                       capture_output=True)
+    shutil.rmtree(s.dir, ignore_errors=True)
+
+
+def ssh_free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def p2v_sshd() -> Iterator[Sshd]:
+    s = start_sshd(password_user=True)
+    yield s
+    stop_sshd(s)
+
+
+@pytest.fixture(scope="session")
+def p2v_sshd_stock() -> Iterator[Sshd]:
+    """Conversion server with Debian's stock virt-v2v; libguestfs set up for this machine."""
+    if not shutil.which("virt-v2v"):
+        pytest.skip("Debian's virt-v2v is not installed")
+    accel.apply_to_environ()  # conftest did this already; the sessions need the same
+    env = {"LIBGUESTFS_BACKEND": "direct"}
+    if os.environ.get("LIBGUESTFS_BACKEND_SETTINGS"):
+        env["LIBGUESTFS_BACKEND_SETTINGS"] = os.environ["LIBGUESTFS_BACKEND_SETTINGS"]
+    s = start_sshd(fake_version=None, env=env)
+    yield s
+    stop_sshd(s)
+
+
+@pytest.fixture
+def sshd_factory() -> Iterator[Callable[..., Sshd]]:
+    started: list[Sshd] = []
+
+    def make(**kw: object) -> Sshd:
+        s = start_sshd(**kw)  # type: ignore[arg-type]
+        started.append(s)
+        return s
+
+    yield make
+    for s in started:
+        stop_sshd(s)
