@@ -194,6 +194,11 @@ def stop_sshd(s: Sshd) -> None:
     shutil.rmtree(s.dir, ignore_errors=True)
 
 
+def p2v_children() -> list[process.Child]:
+    """Live registered children other than the test sshds: must be [] after any p2v step."""
+    return [c for c in process.live_children() if not c.argv[0].endswith("/sshd")]
+
+
 def ssh_free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -167,11 +167,7 @@ class Conversion:
         r = s.run(f"mkdir {rdir} && date > {rdir}/time", what="control connection")
         if r.rc != 0:
             raise V2VError(f"cannot create {rdir} on the conversion server: {r.err.strip()}")
-        s.scp(required, rdir)
-        try:
-            s.scp(optional, rdir)
-        except V2VError as e:  # system data is only for diagnosis
-            log.debug(f"uploading system data failed: {e}")
+        s.scp(required + optional, rdir)  # all exist locally: one scp session
         self._check_cancel()
         self.emit(Status("Doing conversion"))
         rc, err = self._control_loop(s, rdir)

@@ -1,9 +1,10 @@
 """Test connection: is a usable virt-v2v on the conversion server? (PROTOCOL.md §2)
 
-Runs `[sudo -n ]virt-v2v --version` (a `virt-v2v ([1-9].*)` line; major 1 ≥ 1.28, or 2) and
-`[sudo -n ]virt-v2v --machine-readable` (one token per line: `libguestfs-rewrite` is required,
-`colours-option` noted, `input:`/`output:` drivers collected, vdsm/rhv-upload dropped), with a
-clear one-line error for each way this fails: no virt-v2v, too old, sudo wants a password.
+Runs, in one ssh session, `[sudo -n ]virt-v2v --version` (a `virt-v2v ([1-9].*)` line;
+major 1 ≥ 1.28, or 2) and `[sudo -n ]virt-v2v --machine-readable` (one token per line:
+`libguestfs-rewrite` is required, `colours-option` noted, `input:`/`output:` drivers
+collected, vdsm/rhv-upload dropped), with a clear one-line error for each way this fails:
+no virt-v2v, too old, sudo wants a password.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import re
 from dataclasses import dataclass, field
 
 from ..errors import V2VError
+from ..ssh import quote
 from .session import Session
 
 VERSION_RE = re.compile(r"virt-v2v ([1-9][^\s]*)")
 DROPPED_OUTPUTS = {"vdsm", "rhv-upload"}
 SUDO_PASSWORD = "sudo: a password is required"
 EQUIVALENT_OUTPUTS = {"local": "disk", "disk": "local"}
+SEPARATOR = "@@p2v-machine-readable@@"
 
 
 @dataclass
@@ -89,19 +92,19 @@ def _check_run(session: Session, args: list[str], out: str, err: str, rc: int) -
 
 
 def test_connection(session: Session, output_type: str | None = None) -> ServerInfo:
-    """Check the server end to end; returns what its virt-v2v supports."""
-    args = _v2v(session, "--version")
-    r = session.run(args, what="cannot connect to the conversion server")
-    _check_run(session, args, r.out, r.err, r.rc)
-    version = parse_version(r.out)
+    """Check the server end to end (one ssh session); returns what its virt-v2v supports."""
+    version_argv = _v2v(session, "--version")
+    features_argv = _v2v(session, "--machine-readable")
+    cmd = f"{quote(version_argv)} && echo {SEPARATOR} && {quote(features_argv)}"
+    r = session.run(cmd, what="cannot connect to the conversion server")
+    version_out, sep, features_out = r.out.partition(SEPARATOR + "\n")
+    _check_run(session, features_argv if sep else version_argv, r.out, r.err, r.rc)
+    version = parse_version(version_out)
     if version is None:
         raise V2VError("virt-v2v on the conversion server did not print a version "
                        "(not installed, or much too old)")
     check_version(version)
-    args = _v2v(session, "--machine-readable")
-    r = session.run(args, what="cannot connect to the conversion server")
-    _check_run(session, args, r.out, r.err, r.rc)
-    info = parse_features(r.out, version)
+    info = parse_features(features_out, version)
     if output_type and info.outputs and output_type not in info.outputs \
             and EQUIVALENT_OUTPUTS.get(output_type) not in info.outputs:
         raise V2VError(f"virt-v2v {version} on the conversion server has no output mode "
