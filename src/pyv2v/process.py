@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from . import log
-from .errors import ProcessError, V2VError
+from .errors import Cancelled, ProcessError, V2VError
 
 
 @dataclass
@@ -177,6 +177,45 @@ def cleanup_all() -> None:
             fn()
         except OSError as e:  # cleanup must not mask the original error
             log.debug(f"cleanup: {e}")
+
+
+_cancelled: list[str] = []
+
+
+def install_cancel_handlers(sigs: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM,
+                                                      signal.SIGHUP)) -> None:
+    """Make SIGINT/SIGTERM/SIGHUP cancel at once, even while a C call blocks the main thread.
+
+    Python runs signal handlers only between bytecodes, so a long libguestfs call would delay a
+    cancel by minutes.  A watcher thread reads the signal from the wakeup fd and tears down every
+    child at once (which makes the blocking call fail); the main thread then raises Cancelled.
+    """
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+
+    def handler(signum: int, frame: object) -> None:
+        raise Cancelled(f"cancelled by {signal.Signals(signum).name}")
+
+    for sig in sigs:
+        signal.signal(sig, handler)
+
+    def watch() -> None:
+        while True:
+            data = os.read(r, 16)
+            if not data:
+                return
+            for b in data:
+                if b in sigs and not _cancelled:
+                    _cancelled.append(signal.Signals(b).name)
+                    cleanup_all()
+
+    threading.Thread(target=watch, name="cancel-watcher", daemon=True).start()
+
+
+def cancelled() -> str | None:
+    """The name of the signal that cancelled this run, if any."""
+    return _cancelled[0] if _cancelled else None
 
 
 def live_children() -> list[Child]:

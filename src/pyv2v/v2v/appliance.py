@@ -8,9 +8,10 @@ clusters that the copy then skips.  libguestfs runs with the accelerator from ac
 from __future__ import annotations
 
 import os
+import signal
 from typing import Any
 
-from .. import accel, log
+from .. import accel, log, process
 from ..errors import V2VError
 from .types import Inspect
 
@@ -35,11 +36,13 @@ class Appliance:
         for ov in overlays:
             g.add_drive_opts(ov, format="qcow2", readonly=False, cachemode="unsafe",
                              discard="besteffort")
+        self._hook = process.on_cleanup(self.kill)
         try:
             g.launch()
         except RuntimeError as e:
             self.close()
             raise V2VError(f"could not start the libguestfs appliance: {e}") from e
+        self.pid = int(g.get_pid())
         self.mounted: list[str] = []
 
     # Inspection ----------------------------------------------------------------------------
@@ -92,6 +95,14 @@ class Appliance:
                 raise V2VError(f"not enough free space in the guest's {mp} for the conversion: "
                                f"{free // 1024**2} MiB free, {need // 1024**2} MiB needed")
 
+    def used_bytes(self) -> int:
+        """Bytes in use on the guest's mounted filesystems (an estimate of the data to copy)."""
+        total = 0
+        for mp in self.mounted:
+            st = self.g.statvfs(mp)
+            total += (st["blocks"] - st["bfree"]) * st["frsize"]
+        return total
+
     def trim(self) -> None:
         for mp in sorted(self.mounted, key=len, reverse=True):
             try:
@@ -99,7 +110,17 @@ class Appliance:
             except RuntimeError as e:
                 log.debug(f"fstrim {mp}: {e}")
 
+    def kill(self) -> None:
+        """Cancel path (any thread): stop the appliance at once; blocking calls then fail."""
+        pid = getattr(self, "pid", None)
+        if pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
     def close(self) -> None:
+        process.cancel_cleanup(self._hook)
         g, self.g = self.g, None
         if g is None:
             return

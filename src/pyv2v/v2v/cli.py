@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 from typing import NoReturn
 
@@ -114,10 +113,6 @@ def make_plan(ns: argparse.Namespace) -> pipeline.Plan:
         block_bus=ns.block_driver)
 
 
-def _on_signal(signum: int, frame: object) -> None:
-    raise Cancelled(f"cancelled by {signal.Signals(signum).name}")
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     log.configure(prog=os.path.basename(sys.argv[0]) or "v2v")
@@ -139,22 +134,21 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if ns.output not in outputs.OUTPUTS:
             outputs.get(ns.output, plan.output_opts)
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, _on_signal)
+        process.install_cancel_handlers()
         monitor = choose(ns.machine_readable is not None, ns.quiet)
         try:
             pipeline.run(plan, monitor)
         finally:
             monitor.close()
         return 0
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, V2VError) as e:
         process.cleanup_all()
-        log.error("cancelled by the user (Ctrl-C)")
-        return 130
-    except V2VError as e:
-        process.cleanup_all()
+        sig = process.cancelled()
+        if sig or isinstance(e, KeyboardInterrupt | Cancelled):
+            log.error(f"cancelled by {sig or 'SIGINT'}: conversion stopped, nothing was written")
+            return Cancelled.exit_code
         log.error(str(e))
-        return e.exit_code
+        return e.exit_code if isinstance(e, V2VError) else 1
     finally:
         process.cleanup_all()
 

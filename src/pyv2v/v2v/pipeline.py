@@ -24,6 +24,10 @@ from .outputs.base import BUS_PREFIX, drive_name
 from .overlay import Overlays
 from .types import ConvertOptions, GuestCaps, Inspect, Source, TargetDisk, TargetMeta
 
+# Only used to name output files before conversion decides the real capabilities.
+GUESSED_CAPS = GuestCaps(block_bus="virtio-blk", net_bus="virtio-net", video="vga", machine="pc",
+                         arch="x86_64", firmware="bios")
+
 
 @dataclass
 class Plan:
@@ -56,6 +60,9 @@ def run(plan: Plan, monitor: Monitor) -> TargetMeta:
             inspect = choose_root(app, plan.root_choice)
             app.mount(inspect)
             app.check_free_space()
+            if output.writes_disks:
+                check_output_space(output.disk_paths(name, source, GUESSED_CAPS),
+                                   app.used_bytes())
 
             monitor.stage(f"Converting {describe(inspect)} to run on KVM")
             converter = converter_for(inspect)
@@ -122,7 +129,7 @@ def copy_out(plan: Plan, name: str, output: outputs.Output, source: Source, insp
                       disks=disks, nics=nics)
     try:
         if output.writes_disks:
-            check_output_space(paths, overlays.paths)
+            check_output_space(paths, sum(measure_required(ov) for ov in overlays.paths))
             jobs = [CopyJob(i, ov, "qcow2", staging.path(p), fmt,
                             plan.output_opts.allocation == "preallocated")
                     for i, (ov, p) in enumerate(zip(overlays.paths, paths, strict=True))]
@@ -139,11 +146,11 @@ def copy_out(plan: Plan, name: str, output: outputs.Output, source: Source, insp
     return meta
 
 
-def check_output_space(paths: list[str], overlay_paths: list[str]) -> None:
+def check_output_space(paths: list[str], need: int) -> None:
+    """Refuse early (before converting) and again before copying if the output cannot fit."""
     if not paths:
         return
     outdir = os.path.dirname(paths[0])
-    need = sum(measure_required(ov) for ov in overlay_paths)
     free = shutil.disk_usage(outdir).free
     log.debug(f"output needs about {need} bytes, {free} free in {outdir}")
     if need > free:

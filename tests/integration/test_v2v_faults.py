@@ -1,0 +1,123 @@
+"""Bad input with the real components: one-line error, non-zero exit, nothing finished-looking,
+no orphan processes (libguestfs appliance, qemu-img, nbdkit)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from v2v_helpers import V2V, assert_one_line_error, run_v2v
+
+from pyv2v.errors import V2VError
+from pyv2v.v2v.copy import CopyJob, copy_one
+
+pytestmark = [pytest.mark.slow]
+
+
+def children_of(pid: int) -> list[str]:
+    """Command names of every live descendant of `pid` (from /proc)."""
+    parents: dict[int, int] = {}
+    names: dict[int, str] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{d}/stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1: stat.rindex(")")]
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        parents[int(d)] = ppid
+        names[int(d)] = name
+    out = []
+    for p in parents:
+        q = p
+        while q in parents and q != 1:
+            q = parents[q]
+            if q == pid:
+                out.append(names[p])
+                break
+    return out
+
+
+def procs_matching(word: str) -> list[str]:
+    res = subprocess.run(["pgrep", "-af", word], capture_output=True, text=True)
+    return [ln for ln in res.stdout.splitlines() if "pgrep" not in ln]
+
+
+def test_disk_with_no_operating_system(tmp_path: Path) -> None:
+    blank = tmp_path / "blank.img"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "raw", str(blank), "64M"], check=True)
+    out = tmp_path / "out"
+    out.mkdir()
+    res = run_v2v("-i", "disk", str(blank), "-o", "local", "-os", str(out), timeout=600)
+    assert_one_line_error(res, "no operating system was found")
+    assert os.listdir(out) == []
+
+
+def test_root_bogus(debian12_physical: Path, tmp_path: Path) -> None:
+    res = run_v2v("-i", "disk", str(debian12_physical), "--root", "/dev/bogus", "-o", "null",
+                  timeout=600)
+    assert_one_line_error(res, "--root /dev/bogus", "/dev/sda2")
+
+
+def test_output_disk_full_refused_before_converting(debian12_physical: Path,
+                                                    tmp_path: Path) -> None:
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(small)], check=True)
+    try:
+        start = time.monotonic()
+        res = run_v2v("-i", "disk", str(debian12_physical), "-o", "local", "-os", str(small),
+                      timeout=600)
+        assert_one_line_error(res, "not enough free space", str(small))
+        assert "Converting" not in res.stdout  # refused before the expensive work
+        assert os.listdir(small) == []
+        assert time.monotonic() - start < 300
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+
+
+def test_enospc_during_copy_is_one_line_and_partial_removed(debian12_physical: Path,
+                                                            tmp_path: Path) -> None:
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(small)], check=True)
+    try:
+        dst = small / ".guest-sda.pyv2v-partial"
+        job = CopyJob(0, str(debian12_physical), "raw", str(dst), "raw")
+        with pytest.raises(V2VError, match="output disk full"):
+            copy_one(job, lambda i, f: None)
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+
+
+def test_ctrl_c_during_conversion_leaves_nothing(debian12_physical: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.Popen([V2V, "-i", "disk", str(debian12_physical), "-o", "local", "-os",
+                             str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if "Converting" in line:
+            break
+    time.sleep(3)
+    kids = children_of(proc.pid)
+    assert any("qemu" in k for k in kids), kids  # the appliance is running
+    proc.send_signal(signal.SIGINT)
+    rc = proc.wait(120)
+    err = proc.stderr.read() if proc.stderr else ""
+    assert rc != 0 and "Traceback" not in err, err
+    assert "cancelled" in err
+    time.sleep(1)
+    assert children_of(proc.pid) == []
+    assert not [p for p in procs_matching("qemu-system") if str(out) in p or "pyv2v-" in p]
+    assert os.listdir(out) == []
+    assert not [d for d in os.listdir("/var/tmp") if d.startswith("pyv2v-")
+                and os.path.getmtime(f"/var/tmp/{d}") > time.time() - 600]
