@@ -1,0 +1,102 @@
+"""The Debian family (Debian, Ubuntu, Linux Mint, Kali): dpkg, initramfs-tools, ifupdown/netplan.
+
+The virtio drivers are appended to ``/etc/initramfs-tools/modules`` (honoured in every MODULES=
+mode, and the only way with MODULES=list), then ``update-initramfs -c -k VERSION`` rebuilds the
+chosen kernel's image only.  ``-c`` rather than ``-u``: it works when the image is missing and
+ignores ``update_initramfs=no``.  MODULES=dep would compute the module set from the appliance's
+hardware, so it is switched to ``most`` by a conf.d file.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from .... import log
+from ....errors import V2VError
+from ..guest import Guest
+from .base import LinuxConverter
+from .kernels import Kernel
+from .netconfig import Ifupdown, NetConfig, NMKeyfile
+from .netplan import Netplan
+from .packages import Dpkg, PackageDb
+
+MODULES_FILE = "/etc/initramfs-tools/modules"
+CONF_FILES = ("/etc/initramfs-tools/initramfs.conf", "/etc/initramfs-tools/conf.d/*")
+DEP_OVERRIDE = "/etc/initramfs-tools/conf.d/90-pyv2v-modules"
+# While rebuilding, name the root filesystem's type: the fsck hook would otherwise probe the
+# fstab's (target) device, which the appliance does not have, and leave fsck out.
+FSTYPE_HINT = "/etc/initramfs-tools/conf.d/zz-pyv2v-fstype"
+
+
+def fstab_types(fstab: str, mountpoints: tuple[str, ...] = ("/", "/usr")) -> list[str]:
+    """Filesystem types fstab gives for `mountpoints` (skipping "auto")."""
+    out = []
+    for line in fstab.splitlines():
+        w = line.split()
+        if len(w) >= 3 and not w[0].startswith("#") and w[1] in mountpoints \
+                and w[2] not in ("auto", "none") and w[2] not in out:
+            out.append(w[2])
+    return out
+
+
+def add_modules(text: str, drivers: list[str]) -> str:
+    """Append the drivers not already listed in an initramfs-tools modules file."""
+    listed = {line.split()[0].replace("-", "_") for line in text.splitlines()
+              if line.strip() and not line.lstrip().startswith("#")}
+    missing = [d for d in drivers if d not in listed]
+    if not missing:
+        return text
+    if text and not text.endswith("\n"):
+        text += "\n"
+    return text + "# Added by pyv2v: virtio drivers for KVM\n" + "".join(f"{d}\n" for d in missing)
+
+
+class DebianConverter(LinuxConverter):
+    family = "debian"
+    package_db: ClassVar[PackageDb] = Dpkg()
+    initrd_template = "/boot/initrd.img-{version}"
+    net_configs: ClassVar[tuple[NetConfig, ...]] = (Ifupdown(), Netplan(), NMKeyfile())
+    efi_vendor_dirs = ("debian", "ubuntu", "kali")
+    guest_agent_install = (
+        "# pyv2v: install the QEMU guest agent if the package repositories are reachable\n"
+        "export DEBIAN_FRONTEND=noninteractive\n"
+        "timeout 300 apt-get -q update && timeout 600 apt-get -q -y install qemu-guest-agent"
+        " && systemctl start qemu-guest-agent\n")
+
+    def _modules_mode(self, guest: Guest) -> str:
+        mode = "most"
+        for pattern in CONF_FILES:
+            for path in sorted(guest.glob(pattern)) if "*" in pattern else [pattern]:
+                if not guest.is_file(path):
+                    continue
+                for line in guest.read_lines(path):
+                    if line.strip().startswith("MODULES="):
+                        mode = line.split("=", 1)[1].strip().strip("\"'")
+        return mode
+
+    def build_initramfs(self, guest: Guest, kernel: Kernel, initrd: str,
+                        drivers: list[str]) -> None:
+        if not guest.is_file("/usr/sbin/update-initramfs") and \
+                not guest.is_file("/sbin/update-initramfs"):
+            raise V2VError("update-initramfs was not found in the guest: cannot add the virtio "
+                           "drivers to its initramfs (is initramfs-tools installed?)")
+        old = guest.read_text(MODULES_FILE) if guest.is_file(MODULES_FILE) else ""
+        new = add_modules(old, drivers)
+        if new != old:
+            guest.write(MODULES_FILE, new)
+        mode = self._modules_mode(guest)
+        log.debug(f"initramfs-tools MODULES={mode}; listed: {' '.join(drivers)}")
+        if mode == "dep":
+            log.warning("initramfs-tools uses MODULES=dep, which would pick drivers for the "
+                        "conversion appliance's hardware: switched to MODULES=most "
+                        f"({DEP_OVERRIDE})")
+            guest.write(DEP_OVERRIDE, "# Written by pyv2v (MODULES=dep cannot be computed "
+                        "during conversion)\nMODULES=most\n")
+        types = fstab_types(guest.read_text("/etc/fstab")) if guest.is_file("/etc/fstab") else []
+        if types:
+            guest.write(FSTYPE_HINT, f"# pyv2v, during conversion only\nFSTYPE={','.join(types)}\n")
+        try:
+            self.run(guest, ["update-initramfs", "-c", "-k", kernel.version])
+        finally:
+            if types:
+                guest.rm_f(FSTYPE_HINT)
