@@ -1,0 +1,141 @@
+"""NIC name pinning and configuration re-binding (network.py, netconfig.py, netplan.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pyv2v.v2v.convert.guest import FakeGuest
+from pyv2v.v2v.convert.linux.netconfig import Ifcfg, Ifupdown, NMKeyfile, Pin
+from pyv2v.v2v.convert.linux.netplan import Netplan, scan
+from pyv2v.v2v.convert.linux.network import configure_network, plan_pins
+from pyv2v.v2v.types import TargetNicPlan
+
+A, B = "52:54:00:00:00:0a", "52:54:00:00:00:0b"
+
+
+def nic(mac: str, dev: str | None = None) -> TargetNicPlan:
+    return TargetNicPlan(mac=mac, source_dev=dev, network="default")
+
+
+def test_pins_from_source_names_lower_case_macs() -> None:
+    pins = plan_pins((nic(A.upper(), "eth0"), nic(B, "ens224")), ["eth0"])
+    assert pins == [Pin("eth0", A), Pin("ens224", B)]
+
+
+@pytest.mark.parametrize("configured,expect", [
+    (["eth0"], [Pin("eth0", A)]),
+    (["br0", "enp3s0", "bond0.12"], [Pin("enp3s0", A)]),
+    (["eth0", "eth1"], []),
+    ([], []),
+])
+def test_pin_fallback_without_source_names(configured: list[str], expect: list[Pin]) -> None:
+    assert plan_pins((nic(A), nic(B)), configured) == expect
+
+
+NETPLAN = """\
+network:
+  version: 2
+  ethernets:
+    id0:                      # matched by MAC, renamed
+      match:
+        macaddress: "00:50:56:01:02:03"
+      set-name: eth0
+      dhcp4: true
+    ens224:
+      match: {macaddress: 00:50:56:04:05:06}
+      addresses: [10.0.0.5/24]
+    eth1:
+      macaddress: 00:50:56:07:08:09   # sets the MAC: left alone
+  bridges:
+    br0:
+      interfaces: [eth1]
+"""
+
+
+def test_netplan_scan() -> None:
+    entries = scan(NETPLAN)
+    assert [(e.id, e.name, e.match_lines, e.flow_lines) for e in entries] == [
+        ("id0", "eth0", [5], []), ("ens224", "ens224", [], [9]), ("eth1", "eth1", [], [])]
+
+
+def test_netplan_retarget(tmp_path: Path) -> None:
+    g = FakeGuest(tmp_path)
+    g.write("/etc/netplan/01-net.yaml", NETPLAN)
+    changed = Netplan().retarget(g, [Pin("eth0", A), Pin("ens224", B)], None)
+    assert changed == ["/etc/netplan/01-net.yaml"]
+    text = g.read_text("/etc/netplan/01-net.yaml")
+    assert f'macaddress: "{A}"' in text and f"match: {{macaddress: {B}}}" in text
+    assert "macaddress: 00:50:56:07:08:09   # sets the MAC" in text
+    assert Netplan().names(g) == ["eth0", "ens224", "eth1"]
+
+
+def test_nm_keyfile_by_name_and_sole_nic(tmp_path: Path) -> None:
+    g = FakeGuest(tmp_path)
+    d = "/etc/NetworkManager/system-connections"
+    g.write(f"{d}/a.nmconnection", "[connection]\nid=a\ntype=ethernet\ninterface-name=eth0\n"
+            "[ethernet]\nmac-address=00:11:22:33:44:55\n")
+    g.write(f"{d}/b.nmconnection", "[connection]\nid=b\ntype=ethernet\n"
+            "[ethernet]\nmac-address=00:11:22:33:44:66\n")
+    g.write(f"{d}/wifi.nmconnection", "[connection]\nid=w\ntype=wifi\n[wifi]\nssid=x\n")
+    assert NMKeyfile().names(g) == ["eth0"]
+    NMKeyfile().retarget(g, [Pin("eth0", A)], sole_mac=None)
+    assert f"mac-address={A.upper()}" in g.read_text(f"{d}/a.nmconnection")
+    assert "mac-address=00:11:22:33:44:66" in g.read_text(f"{d}/b.nmconnection")
+    NMKeyfile().retarget(g, [], sole_mac=B)       # one target NIC: any MAC binding is it
+    assert f"mac-address={B.upper()}" in g.read_text(f"{d}/b.nmconnection")
+
+
+def test_ifcfg_hwaddr_keeps_quoting_and_skips_lo(tmp_path: Path) -> None:
+    g = FakeGuest(tmp_path)
+    d = "/etc/sysconfig/network-scripts"
+    g.write(f"{d}/ifcfg-eth0",
+            "DEVICE=eth0\nHWADDR='00:50:56:aa:bb:cc'\nMACADDR=00:50:56:aa:bb:cc\n")
+    g.write(f"{d}/ifcfg-lo", "DEVICE=lo\n")
+    g.write(f"{d}/ifcfg-eth0.bak", "HWADDR=00:50:56:aa:bb:cc\n")
+    ifcfg = Ifcfg(d)
+    assert ifcfg.names(g) == ["eth0"]
+    assert ifcfg.retarget(g, [Pin("eth0", A)], None) == [f"{d}/ifcfg-eth0"]
+    assert g.read_text(f"{d}/ifcfg-eth0") == \
+        f"DEVICE=eth0\nHWADDR='{A}'\nMACADDR=00:50:56:aa:bb:cc\n"
+
+
+def test_ifupdown_names(tmp_path: Path) -> None:
+    g = FakeGuest(tmp_path)
+    g.write("/etc/network/interfaces", "auto lo eth0\niface lo inet loopback\n"
+            "iface eth0 inet static\n  address 192.168.1.2/24\n")
+    g.write("/etc/network/interfaces.d/vlan", "auto eth0.12\niface eth0.12 inet manual\n")
+    assert Ifupdown().names(g) == ["eth0", "eth0.12"]
+
+
+def test_link_files_where_udev_reads_them(tmp_path: Path) -> None:
+    g = FakeGuest(tmp_path)
+    g.write("/usr/lib/systemd/network/99-default.link", "[Link]\n")
+    g.write("/etc/network/interfaces", "allow-hotplug eth0\niface eth0 inet dhcp\n")
+    pins = configure_network(g, (nic(A.upper()),), (Ifupdown(),))
+    assert pins == [Pin("eth0", A)]
+    assert g.read_text("/etc/systemd/network/10-pyv2v-eth0.link").endswith(
+        f"[Match]\nMACAddress={A}\n\n[Link]\nName=eth0\n")
+    assert not g.exists("/etc/udev/rules.d/70-persistent-net.rules")
+
+
+def test_udev_rules_on_old_guests(tmp_path: Path) -> None:
+    g = FakeGuest(tmp_path)
+    rules = "/etc/udev/rules.d/70-persistent-net.rules"
+    g.write(rules, 'SUBSYSTEM=="net", ATTR{address}=="00:16:3e:00:00:01", NAME="eth0"\n'
+            'SUBSYSTEM=="net", ATTR{address}=="00:16:3e:00:00:02", NAME="eth1"\n')
+    configure_network(g, (nic(A, "eth0"),), ())
+    text = g.read_text(rules)
+    assert 'NAME="eth1"' in text and "00:16:3e:00:00:01" not in text
+    assert f'ATTR{{address}}=="{A}", ATTR{{type}}=="1", NAME="eth0"' in text
+    assert not g.exists("/etc/systemd/network")
+
+
+def test_several_unnamed_interfaces_warn(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    g = FakeGuest(tmp_path)
+    g.write("/usr/lib/systemd/network/99-default.link", "[Link]\n")
+    g.write("/etc/network/interfaces", "iface eth0 inet dhcp\niface eth1 inet dhcp\n")
+    assert configure_network(g, (nic(A), nic(B)), (Ifupdown(),)) == []
+    assert "several interfaces (eth0, eth1)" in capsys.readouterr().err
