@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 from typing import NoReturn
 
 from .. import __version__, log, process
@@ -149,6 +150,16 @@ def main(argv: list[str] | None = None) -> int:
             return Cancelled.exit_code
         log.error(str(e))
         return e.exit_code if isinstance(e, V2VError) else 1
+    except Exception as e:  # noqa: BLE001 - last resort: one line, never a traceback
+        process.cleanup_all()
+        if process.cancelled():
+            log.error(f"cancelled by {process.cancelled()}: conversion stopped, "
+                      "nothing was written")
+            return Cancelled.exit_code
+        log.debug(traceback.format_exc())
+        log.error(f"internal error: {type(e).__name__}: {e} (run with -v for details; "
+                  "please report this as a pyv2v bug)")
+        return 1
     finally:
         process.cleanup_all()
 
