@@ -218,3 +218,24 @@ def test_p2v_killed_kills_remote_conversion(p2v_sshd: Sshd, tmp_path: Path, smal
     wait_for(lambda: not p2v_sshd.procs(str(p2v_sshd.fake_bin)), 15)
     wait_for(lambda: not p2v_sshd.procs(f"file={small_image}"), 15)  # nbdkit
     wait_for(lambda: not p2v_sshd.procs(f"-p {p2v_sshd.port} -l root"), 15)  # ssh clients
+
+
+def test_cli_password_auth_leaves_no_trace(p2v_sshd: Sshd, tmp_path: Path,
+                                           small_image: Path) -> None:
+    assert p2v_sshd.password_user and p2v_sshd.password
+    pwfile = tmp_path / "pw"
+    pwfile.write_text(p2v_sshd.password + "\n")
+    pre = tmp_path / "pre-ran"
+    argv = [sys.executable, "-m", "pyv2v.p2v.cli", "-v", "--server", p2v_sshd.host, "--port",
+            str(p2v_sshd.port), "--username", p2v_sshd.password_user, "--password-file",
+            str(pwfile), "--known-hosts", str(tmp_path / "known_hosts"), "--disk",
+            str(small_image), "--name", "pwtest", "--pre", f"touch {pre}"]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert pre.exists()
+    assert p2v_sshd.password not in r.stdout + r.stderr  # -v logs every argv
+    rdir = next(ln.split(": ", 1)[1] for ln in r.stdout.splitlines()
+                if "remote log directory: " in ln)
+    for f in Path(rdir).iterdir():
+        assert p2v_sshd.password not in f.read_text(errors="replace"), f
+    assert p2v_sshd.password not in p2v_sshd.log.read_text()

@@ -76,3 +76,17 @@ def test_network_map() -> None:
     assert physical_xml.map_network(m, "em2") == "management"
     assert physical_xml.map_network(m, "em3") == "other"
     assert physical_xml.map_network([], "em3") == "default"
+
+
+@pytest.mark.parametrize("name", ["physical-protocol-example.xml",
+                                  "physical-images-phys-topo.xml", "physical-localtime.xml"])
+def test_our_v2v_accepts_it(name: str) -> None:
+    """The server side of this project parses what p2v writes (the stock one: interop test)."""
+    from pyv2v.v2v.inputs import InputOptions, get
+
+    src = get("libvirtxml").source(InputOptions(args=(str(GOLDEN / name),)))
+    dom = etree.parse(str(GOLDEN / name)).getroot()
+    assert src.name == dom.findtext("name")
+    assert src.memory == int(dom.findtext("memory")) * 1024
+    ports = [h.get("port") for h in dom.iterfind("devices/disk/source/host")]
+    assert [d.location for d in src.disks] == [f"nbd://localhost:{p}" for p in ports]

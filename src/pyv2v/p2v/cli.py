@@ -17,6 +17,7 @@ import secrets
 import signal
 import string
 import sys
+import traceback
 from types import FrameType
 
 from .. import __version__, log, process
@@ -164,12 +165,16 @@ def kernel_mode(cfg: config.Config, cmdline: Cmdline, hw: hardware.Hardware,
             if result.cancelled:
                 raise Cancelled(result.message)
         raise V2VError(result.message)
-    post = cfg.post
-    from_kernel = cmdline.source == "proc" and cmdline.lookup("p2v.remote.server", "p2v.server")
-    if post is None and os.geteuid() == 0 and from_kernel:
-        post = "poweroff"
-    run_hook("p2v.post", post)
+    run_hook("p2v.post", post_command(cfg, cmdline, os.geteuid()))
     return 0
+
+
+def post_command(cfg: config.Config, cmdline: Cmdline, euid: int) -> str | None:
+    """p2v.post, defaulting to poweroff only as root when the server came from /proc/cmdline."""
+    if cfg.post is not None:
+        return cfg.post
+    from_kernel = cmdline.source == "proc" and cmdline.lookup("p2v.remote.server", "p2v.server")
+    return "poweroff" if euid == 0 and from_kernel else None
 
 
 def interactive(cfg: config.Config, hw: hardware.Hardware) -> int:
@@ -209,6 +214,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         log.error("interrupted")
         return 130
+    except Exception as e:  # noqa: BLE001 - a bug: still one line, traceback with -v
+        log.debug(traceback.format_exc())
+        log.error(f"internal error: {type(e).__name__}: {e} (please report it; -v shows "
+                  "the traceback)")
+        return 70
     finally:
         process.cleanup_all()
 

@@ -65,7 +65,7 @@ class Conversion:
         self.server_info: remote.ServerInfo | None = None
         self._observers: list[Observer] = []
         self._cancel = threading.Event()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # cancel() may run in a signal handler
         self._control: process.Child | None = None
         self._conns: list[DataConn] = []
         self._session: Session | None = None
@@ -142,6 +142,7 @@ class Conversion:
 
     def _run(self) -> Finished:
         cfg = self.cfg
+        self._check_cancel()
         if not cfg.disks:
             raise V2VError("no disks to convert: none were found in /sys/block and none "
                            "were given (p2v.disks=… or --disk PATH)")
