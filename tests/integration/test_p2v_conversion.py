@@ -239,3 +239,14 @@ def test_cli_password_auth_leaves_no_trace(p2v_sshd: Sshd, tmp_path: Path,
     for f in Path(rdir).iterdir():
         assert p2v_sshd.password not in f.read_text(errors="replace"), f
     assert p2v_sshd.password not in p2v_sshd.log.read_text()
+
+
+def test_skip_test_connection_with_pinned_key(p2v_sshd: Sshd, tmp_path: Path,
+                                              small_image: Path) -> None:
+    result, events, _ = run_conversion(p2v_sshd, tmp_path, small_image,
+                                       skip_test_connection=True, hostkey=p2v_sshd.fingerprint)
+    assert result.ok, result.message
+    pinned = [e for e in events if type(e).__name__ == "HostKey"]
+    assert len(pinned) == 1 and pinned[0].pinned  # type: ignore[attr-defined]
+    argv = json.loads((Path(result.remote_dir or "") / "fake-v2v-argv.json").read_text())
+    assert "--colours" not in argv  # features unknown without the test connection

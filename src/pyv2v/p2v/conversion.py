@@ -71,6 +71,7 @@ class Conversion:
         self._session: Session | None = None
         self._failure: str | None = None
         self._tmpdir: str | None = None
+        self._pin_reported = False
 
     # ---- observers -------------------------------------------------------------------
     def subscribe(self, fn: Observer) -> None:
@@ -90,10 +91,7 @@ class Conversion:
         """Check the server (host key, login, virt-v2v version and features)."""
         s = self.session()
         self.emit(Status(f"Testing the connection to {s.target.display}"))
-        if s.target.hostkey:
-            s.check_host_key()
-            self.emit(HostKey(s.target.host, (s.target.hostkey,), True,
-                              s.target.known_hosts_file))
+        self._check_pinned_key(s)
         info = remote.test_connection(s, self.cfg.output_type)
         self._report_new_keys()
         self.server_info = info
@@ -134,6 +132,13 @@ class Conversion:
         if self._cancel.is_set():
             raise Cancelled("conversion cancelled by user")
 
+    def _check_pinned_key(self, s: Session) -> None:
+        if s.target.hostkey and not self._pin_reported:
+            s.check_host_key()
+            self._pin_reported = True
+            self.emit(HostKey(s.target.host, (s.target.hostkey,), True,
+                              s.target.known_hosts_file))
+
     def _report_new_keys(self) -> None:
         s = self.session()
         fps = s.new_host_keys()
@@ -149,6 +154,7 @@ class Conversion:
         s = self.session()
         if not cfg.skip_test_connection and self.server_info is None:
             self.test_connection()
+        self._check_pinned_key(s)
         colours = self.server_info.colours if self.server_info else False
         for disk in cfg.disks:
             self._check_cancel()
