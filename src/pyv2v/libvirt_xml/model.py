@@ -13,8 +13,6 @@ from typing import Any, Generic, TypeVar
 
 from lxml import etree
 
-T = TypeVar("T")
-
 
 def _split(path: str) -> tuple[list[str], str | None]:
     parts = [p for p in path.split("/") if p not in ("", ".")]
@@ -40,10 +38,10 @@ def _find(node: etree._Element, parts: list[str], create: bool) -> etree._Elemen
     return cur
 
 
-class XMLProperty(Generic[T]):
-    """A typed view of one value in the element tree."""
+class XMLProperty:
+    """A typed view of one value in the element tree (`conv` turns the text into a value)."""
 
-    def __init__(self, path: str, conv: Callable[[str], T] = str, default: T | None = None):  # type: ignore[assignment]
+    def __init__(self, path: str, conv: Callable[[str], Any] = str, default: Any = None):
         self.path = path
         self.conv = conv
         self.default = default
