@@ -201,6 +201,7 @@ class Conversion:
         killed = False
         eof = False
         next_progress = 0.0
+        served: dict[str, int] = {}
         while not (eof and child.poll() is not None):
             try:
                 item = lines.get(timeout=0.25)
@@ -229,14 +230,16 @@ class Conversion:
                 next_progress = now + PROGRESS_EVERY
                 for c in self._conns:
                     done = c.server.bytes_read()
-                    if done is not None:
+                    if done is not None and done != served.get(c.disk):
+                        served[c.disk] = done
                         self.emit(DiskProgress(c.disk, done, c.size))
         rc = child.wait()
         tail: collections.deque[str] = collections.deque(maxlen=20)
-        while not errs.empty():
-            e = errs.get_nowait()
-            if e:
+        try:
+            while (e := errs.get(timeout=2)) is not None:
                 tail.append(e)
+        except queue.Empty:
+            pass
         return rc, "\n".join(tail)
 
     def _remote_kill(self, s: Session, rdir: str) -> None:
