@@ -1,0 +1,62 @@
+"""pytest plugin: bootable source-guest images (built once, cached outside the clone) and a
+`boot` helper that keeps each boot's serial console log in the test's tmp_path.
+
+    def test_x(debian12_physical, boot):
+        result = boot(debian12_physical, bus="ide")
+        assert result.outcome == "login", result.console_log
+
+Images come from pyv2v.fixtures.ensure_image (cache: $PYV2V_FIXTURE_CACHE, default
+/var/cache/pyv2v/fixtures); building one needs root (loop devices, chroot).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pyv2v import bootcheck
+from pyv2v.fixtures import ensure_image
+
+
+def _image(name: str) -> Path:
+    if os.geteuid() != 0:
+        pytest.skip(f"building the {name} fixture needs root (loop devices, chroot)")
+    return ensure_image(name)
+
+
+@pytest.fixture(scope="session")
+def debian12_physical() -> Path:
+    """Debian 12 as a physical/VMware machine: BIOS, MBR, /dev/sda1 /boot, /dev/sda2 /."""
+    return _image("debian12-physical")
+
+
+@pytest.fixture(scope="session")
+def debian12_uefi() -> Path:
+    """Debian 12 on UEFI: GPT, ESP, /boot, LVM vg0/root, UUIDs in fstab."""
+    return _image("debian12-uefi")
+
+
+BootFn = Callable[..., bootcheck.BootResult]
+
+
+@pytest.fixture
+def boot(tmp_path: Path) -> BootFn:
+    """`boot(image, **kwargs)` → BootResult; see pyv2v.bootcheck.boot for the arguments.
+
+    The default timeout is generous (600 s): under TCG on a busy 2-core machine a boot that
+    takes ~45 s when idle has been seen to take over 3 minutes.  Outcomes other than a timeout
+    are detected as soon as they show on the console, so this only delays a hung boot.
+    """
+    counter = itertools.count(1)
+
+    def _boot(image: str | Path, **kwargs: Any) -> bootcheck.BootResult:
+        kwargs.setdefault("console_log", tmp_path / f"console-{next(counter)}.log")
+        kwargs.setdefault("timeout", 600.0)
+        return bootcheck.boot(image, **kwargs)
+
+    return _boot
