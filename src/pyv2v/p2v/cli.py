@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nbd-server", choices=("nbdkit", "qemu-nbd"), default="nbdkit",
                    help="local NBD server for the disks (default nbdkit)")
     p.add_argument("--iso", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--tui", action="store_true", help="interactive console UI even with a server")
+    p.add_argument("--ascii", action="store_true", default=None, help="UI: ASCII only (TERM=linux)")
     config.add_arguments(p)
     return p
 
@@ -177,14 +179,14 @@ def post_command(cfg: config.Config, cmdline: Cmdline, euid: int) -> str | None:
     return "poweroff" if euid == 0 and from_kernel else None
 
 
-def interactive(cfg: config.Config, hw: hardware.Hardware) -> int:
+def interactive(cfg: config.Config, hw: hardware.Hardware, **opts: object) -> int:
     try:
         tui = importlib.import_module("pyv2v.p2v.tui")
         run = tui.run
     except (ImportError, AttributeError):
         raise V2VError("no conversion server given: use --server HOST or p2v.server=HOST "
                        "(the interactive UI is not available)") from None
-    return int(run(cfg, hw))
+    return int(run(cfg, hw, **opts))
 
 
 def _main(ns: argparse.Namespace) -> int:
@@ -197,8 +199,8 @@ def _main(ns: argparse.Namespace) -> int:
     if cfg.dump_config_and_exit:
         sys.stdout.write(config.dump(cfg))
         return 0
-    if not cfg.server:
-        return interactive(cfg, hw)
+    if ns.tui or not cfg.server:
+        return interactive(cfg, hw, iso=ns.iso, ascii=ns.ascii, nbd_server=ns.nbd_server)
     return kernel_mode(cfg, cmdline, hw, ns.nbd_server)
 
 

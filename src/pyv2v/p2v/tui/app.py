@@ -1,0 +1,95 @@
+"""The p2v console application: settings, the three screens, exit status, ASCII mode.
+
+`P2VApp(cfg, hw, engine=…, iso=…, ascii=…)` starts on the connection screen, then goes to the
+conversion screen (after a successful test connection) and to the running screen.  It owns no
+processes: screens call the `Engine` from worker threads and get its events back through
+`call_from_thread`.  Ctrl+Q quits (while a conversion runs, only after confirming a cancel and
+once the engine has finished).  The exit code is 0 after a successful conversion or when the
+operator quits before converting, 1 after a failed or cancelled one.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+from collections.abc import Callable
+
+from textual.app import App
+from textual.binding import Binding
+from textual.scrollbar import ScrollBar
+
+from ... import __version__
+from ..config import Config
+from ..events import Finished
+from ..hardware import Hardware
+from ..remote import ServerInfo
+from .engine import Engine, RealEngine
+from .glyphs import ASCII_CSS, PlainScrollBarRender, want_ascii
+
+BASE_CSS = """
+Screen { layout: vertical; }
+.title { height: 1; background: $primary; color: $text; text-style: bold; padding: 0 1; }
+.keys { height: 1; dock: bottom; background: $panel; color: $text-muted; padding: 0 1; }
+.help { height: 1; dock: bottom; color: $text-muted; padding: 0 1; }
+.box { border: round $primary; height: auto; padding: 0 1; border-title-style: bold; }
+.box.warn { border: round $warning; }
+Log.box { height: 1fr; padding: 0; }
+.buttons { height: 1; margin: 0 1; }
+.buttons Button { margin-right: 2; }
+Button { min-width: 10; }
+Button:focus { text-style: bold reverse; }
+Input:focus { background: $primary 30%; }
+Checkbox:focus > .toggle--label { text-style: bold reverse; }
+.ok { color: $success; }
+.bad { color: $error; }
+.heading { text-style: bold; height: 1; }
+"""
+
+
+class P2VApp(App[int]):
+    TITLE = "p2v"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS = [Binding("ctrl+q", "quit_p2v", "Quit", priority=True)]
+
+    def __init__(self, cfg: Config, hw: Hardware | None, *, engine: Engine | None = None,
+                 iso: bool = False, ascii: bool | None = None, devroot: str = "/",
+                 nbd_server: str = "nbdkit", clock: Callable[[], float] = time.monotonic
+                 ) -> None:
+        self.ascii = want_ascii(ascii, os.environ.get("TERM"))
+        self.CSS = BASE_CSS + (ASCII_CSS if self.ascii else "")
+        super().__init__()
+        ScrollBar.renderer = PlainScrollBarRender  # spaces only, in both modes
+        self.cfg = copy.deepcopy(cfg)
+        self.hw = hw
+        self.engine: Engine = engine or RealEngine(nbd_server)
+        self.iso = iso
+        self.devroot = devroot
+        self.clock = clock
+        self.server_info: ServerInfo | None = None
+        self.result: Finished | None = None
+        self.converting = False
+
+    def heading(self, what: str) -> str:
+        return f"p2v (pyv2v {__version__}) - {what}"
+
+    def on_mount(self) -> None:
+        from .connection import ConnectionScreen
+        self.push_screen(ConnectionScreen())
+
+    def start_conversion(self, cfg: Config) -> None:
+        from .running import RunningScreen
+        self.cfg = cfg
+        self.push_screen(RunningScreen(cfg))
+
+    def exit_code(self) -> int:
+        return 0 if self.result is None or self.result.ok else 1
+
+    def action_quit_p2v(self) -> None:
+        if not self.converting:
+            self.exit(self.exit_code())
+            return
+        from .running import RunningScreen
+        screen = self.screen
+        if isinstance(screen, RunningScreen):
+            screen.ask_cancel(then_quit=True)
