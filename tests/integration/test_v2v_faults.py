@@ -121,3 +121,28 @@ def test_ctrl_c_during_conversion_leaves_nothing(debian12_physical: Path, tmp_pa
     assert os.listdir(out) == []
     assert not [d for d in os.listdir("/var/tmp") if d.startswith("pyv2v-")
                 and os.path.getmtime(f"/var/tmp/{d}") > time.time() - 600]
+
+
+def test_ctrl_c_during_copy_removes_partial_output(debian12_physical: Path,
+                                                   tmp_path: Path) -> None:
+    """A real conversion, cancelled while qemu-img is writing the output (rate-limited copy)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.Popen([V2V, "-i", "disk", str(debian12_physical), "-o", "local", "-os",
+                             str(out), "--bandwidth", "20M"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "Copying disk 1/1" in line:
+            break
+    time.sleep(3)
+    partial = [n for n in os.listdir(out) if n.endswith(".pyv2v-partial")]
+    assert partial, os.listdir(out)  # the copy is under way, under a temporary name
+    assert any(k.startswith("qemu-img") for k in children_of(proc.pid))
+    proc.send_signal(signal.SIGINT)
+    rc = proc.wait(60)
+    err = proc.stderr.read() if proc.stderr else ""
+    assert rc == 130 and "Traceback" not in err and "cancelled by SIGINT" in err, err
+    time.sleep(1)
+    assert children_of(proc.pid) == []
+    assert os.listdir(out) == []

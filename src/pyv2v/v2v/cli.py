@@ -16,13 +16,14 @@ from typing import NoReturn
 from .. import __version__, log, process
 from ..errors import Cancelled, V2VError
 from . import inputs, outputs, pipeline
+from .copy import parse_rate
 from .monitor import choose
 from .network import NetworkMap
 from .printsource import print_source
 
 REFERENCE_VERSION = "2.2.0"
 UNSUPPORTED = {
-    "--in-place": 0, "-io": 1, "-ip": 1, "-op": 1, "-it": 1, "--key": 1, "--bandwidth": 1,
+    "--in-place": 0, "-io": 1, "-ip": 1, "-op": 1, "-it": 1, "--key": 1,
     "--bandwidth-file": 1, "--vddk-libdir": 1, "--vddk-thumbprint": 1, "--password-file": 1,
     "--vmtype": 1, "--no-copy": 0, "--debug-overlays": 0, "--print-estimate": 0,
 }
@@ -70,6 +71,7 @@ def build_parser() -> Parser:
     a("--mac", action="append", default=[], metavar="MAC:network|bridge:OUT")
     a("--root", default="ask", help="ask | single | first | /dev/… (multi-boot sources)")
     a("--block-driver", choices=["virtio-blk", "virtio-scsi"], default="virtio-blk")
+    a("--bandwidth", metavar="BPS", help="limit the disk copy rate (bytes/s; k/M/G suffixes)")
     a("--print-source", action="store_true", help="print the source and exit")
     a("--machine-readable", nargs="?", const="stdout", metavar="FORMAT")
     a("--qemu-boot", action="store_true", help="same as -oo qemu-boot")
@@ -111,7 +113,8 @@ def make_plan(ns: argparse.Namespace) -> pipeline.Plan:
                                           format=ns.output_format, allocation=ns.allocation,
                                           options=oo),
         output_name=ns.output_name, root_choice=ns.root, network=net,
-        block_bus=ns.block_driver)
+        block_bus=ns.block_driver,
+        bandwidth=parse_rate(ns.bandwidth) if ns.bandwidth else None)
 
 
 def main(argv: list[str] | None = None) -> int:

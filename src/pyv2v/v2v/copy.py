@@ -28,6 +28,15 @@ class CopyJob:
     dst: str
     dst_format: str
     preallocated: bool = False
+    rate_limit: int | None = None  # bytes per second (--bandwidth)
+
+
+def parse_rate(text: str) -> int:
+    """'50M' → 52428800; plain numbers are bytes per second."""
+    m = re.fullmatch(r"(\d+)([kKmMgG]?)", text.strip())
+    if not m:
+        raise V2VError(f"--bandwidth {text}: expected a number of bytes/s, e.g. 50M")
+    return int(m.group(1)) * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[m.group(2).lower()]
 
 
 def convert_argv(job: CopyJob) -> list[str]:
@@ -39,6 +48,8 @@ def convert_argv(job: CopyJob) -> list[str]:
         opts.append("compat=1.1")
     if opts:
         argv += ["-o", ",".join(opts)]
+    if job.rate_limit:
+        argv += ["-r", str(job.rate_limit)]
     return argv + [job.src, job.dst]
 
 

@@ -39,6 +39,7 @@ class Plan:
     root_choice: str = "ask"
     network: NetworkMap = field(default_factory=NetworkMap)
     block_bus: str = "virtio-blk"
+    bandwidth: int | None = None
 
 
 def run(plan: Plan, monitor: Monitor) -> TargetMeta:
@@ -131,7 +132,7 @@ def copy_out(plan: Plan, name: str, output: outputs.Output, source: Source, insp
         if output.writes_disks:
             check_output_space(paths, sum(measure_required(ov) for ov in overlays.paths))
             jobs = [CopyJob(i, ov, "qcow2", staging.path(p), fmt,
-                            plan.output_opts.allocation == "preallocated")
+                            plan.output_opts.allocation == "preallocated", plan.bandwidth)
                     for i, (ov, p) in enumerate(zip(overlays.paths, paths, strict=True))]
             for j in jobs:
                 monitor.disk_start(j.index, len(jobs), sizes[j.index])
