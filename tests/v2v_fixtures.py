@@ -105,3 +105,11 @@ def converted_nbd(debian12_physical: Path, tmp_path_factory: pytest.TempPathFact
     finally:
         server.stop()
     return c
+
+
+@pytest.fixture(scope="session")
+def converted_uefi(debian12_uefi: Path, tmp_path_factory: pytest.TempPathFactory
+                   ) -> Conversion:
+    out = tmp_path_factory.mktemp("v2v-uefi")
+    return convert(debian12_uefi, out, "-i", "disk", str(debian12_uefi), "-on", "deb12uefi",
+                   "-o", "local", "-of", "qcow2", "-os", str(out))
