@@ -9,7 +9,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from pyv2v import accel  # noqa: E402
 
-pytest_plugins = ["guest_fixtures", "p2v_fixtures"]
+pytest_plugins = ["guest_fixtures", "p2v_fixtures", "v2v_fixtures"]
 
 # Configure libguestfs/qemu for the whole session from the real accelerator probe.
 accel.apply_to_environ()
