@@ -165,3 +165,13 @@ async def until(pilot: object, pred: Callable[[], bool], timeout: float = 10) ->
     while not pred():
         assert loop.time() < deadline, "timed out waiting for the UI"
         await pilot.pause(0.05)  # type: ignore[attr-defined]
+
+
+async def push(pilot: object, selector: str) -> None:
+    """Press a button the keyboard way: focus it, then Enter."""
+    app = pilot.app  # type: ignore[attr-defined]
+    button = app.screen.query_one(selector)
+    await until(pilot, lambda: not button.has_class("-active"))  # a press is ignored meanwhile
+    button.focus()
+    await pilot.press("enter")  # type: ignore[attr-defined]
+    await pilot.pause()  # type: ignore[attr-defined]

@@ -17,7 +17,9 @@ from collections.abc import Callable
 
 from textual.app import App
 from textual.binding import Binding
+from textual.containers import Vertical
 from textual.scrollbar import ScrollBar
+from textual.widgets import Static
 
 from ... import __version__
 from ..config import Config
@@ -30,8 +32,9 @@ from .glyphs import ASCII_CSS, PlainScrollBarRender, want_ascii
 BASE_CSS = """
 Screen { layout: vertical; }
 .title { height: 1; background: $primary; color: $text; text-style: bold; padding: 0 1; }
-.keys { height: 1; dock: bottom; background: $panel; color: $text-muted; padding: 0 1; }
-.help { height: 1; dock: bottom; color: $text-muted; padding: 0 1; }
+.bottom { dock: bottom; height: auto; }
+.keys { height: 1; background: $panel; color: $text-muted; padding: 0 1; }
+.help { height: 1; color: $text-muted; padding: 0 1; }
 .box { border: round $primary; height: auto; padding: 0 1; border-title-style: bold; }
 .box.warn { border: round $warning; }
 Log.box { height: 1fr; padding: 0; }
@@ -45,6 +48,12 @@ Checkbox:focus > .toggle--label { text-style: bold reverse; }
 .bad { color: $error; }
 .heading { text-style: bold; height: 1; }
 """
+
+
+def bottom_bar(keys: str, help: bool = True) -> Vertical:
+    """The help line for the focused field (id "help") above the key hints, docked at the bottom."""
+    lines = [Static("", classes="help", id="help")] if help else []
+    return Vertical(*lines, Static(keys, classes="keys"), classes="bottom")
 
 
 class P2VApp(App[int]):
@@ -85,9 +94,13 @@ class P2VApp(App[int]):
     def exit_code(self) -> int:
         return 0 if self.result is None or self.result.ok else 1
 
+    def finish(self) -> None:
+        code = self.exit_code()
+        self.exit(code, return_code=code)
+
     def action_quit_p2v(self) -> None:
         if not self.converting:
-            self.exit(self.exit_code())
+            self.finish()
             return
         from .running import RunningScreen
         screen = self.screen

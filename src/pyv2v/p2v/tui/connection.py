@@ -24,6 +24,7 @@ from ...errors import V2VError
 from ..config import Config
 from ..events import Event, HostKey, Status
 from ..remote import ServerInfo
+from .app import bottom_bar
 from .engine import HostKeyFp, preferred
 from .fields import Field, collect
 
@@ -67,9 +68,7 @@ class ConnectionScreen(Screen[None]):
                 yield Button("Accept key", id="accept", compact=True)
                 yield Button("Reject", id="reject", compact=True)
         yield Static("", id="result")
-        yield Static("", classes="help", id="help")
-        yield Static("Tab/Up/Down: move  Enter: press/next  Space: toggle  Ctrl+Q: quit",
-                     classes="keys")
+        yield bottom_bar("Tab/Up/Down: move  Enter: press/next  Space: toggle  Ctrl+Q: quit")
 
     def on_mount(self) -> None:
         self.pending: Config | None = None

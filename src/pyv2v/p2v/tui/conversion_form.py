@@ -21,8 +21,9 @@ from textual.screen import Screen
 from textual.widgets import Button, Input, Static
 
 from ..config import Config
+from .app import bottom_bar
 from .devices import disk_info, human_size, nic_info
-from .fields import Field, collect
+from .fields import Field, NetRow, collect
 from .glyphs import Check, TextInput
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ class ConversionScreen(Screen[None]):
     .netrow Input { width: 1fr; }
     .error { color: $error; height: 1; display: none; }
     .error.-shown { display: block; }
-    .netrow:focus-within Static { text-style: reverse; }
+    .netrow.-focused Static { text-style: reverse; }
     """
 
     @property
@@ -130,7 +131,7 @@ class ConversionScreen(Screen[None]):
                         nic = nic_info(n, macs, app.devroot)
                         yield Check(_fit(f"{n} {nic.mac} {nic.link}"), n in cfg.interfaces,
                                     id=f"nic-{i}", compact=True)
-                        with Horizontal(classes="netrow"):
+                        with NetRow(classes="netrow"):
                             yield Static("network")
                             yield TextInput(nets[n], id=f"net-{i}", compact=True)
                         yield Static("", id=f"net-{i}-error", classes="error")
@@ -139,9 +140,8 @@ class ConversionScreen(Screen[None]):
         with Horizontal(classes="buttons"):
             yield Button("< Back", id="back", compact=True)
             yield Button("Start conversion", id="start", compact=True)
-        yield Static("", classes="help", id="help")
-        yield Static("Tab/Up/Down: move  Space: toggle  Enter: choose/press  Esc: back  "
-                     "Ctrl+Q: quit", classes="keys")
+        yield bottom_bar("Tab/Up/Down: move  Space: toggle  Enter: choose/press  Esc: back  "
+                         "Ctrl+Q: quit")
 
     def on_mount(self) -> None:
         self.fields[0].editor.focus()
@@ -182,7 +182,7 @@ class ConversionScreen(Screen[None]):
             net = self.query_one(f"#net-{i}", TextInput).value.strip()
             bad = not NET_RE.fullmatch(net) and n in cfg.interfaces
             err = self.query_one(f"#net-{i}-error", Static)
-            err.update("    ^ a network name (no spaces, ':' or ',')" if bad else "")
+            err.update("    ^ a name without spaces, ':' or ','" if bad else "")
             err.set_class(bad, "-shown")
             ok = ok and not bad
             if n in cfg.interfaces:

@@ -117,15 +117,32 @@ def short_error(e: V2VError, spec: Spec) -> str:
     return text.replace(f"{spec.key}=", "").replace(f" {spec.key}", "")
 
 
-class Field(Vertical):
+class FocusMarked:
+    """Mixin: the -focused class while a descendant has the focus (styles the row's label).
+
+    (`:focus-within` does not restyle the label, a sibling of the focused widget.)
+    """
+
+    def on_descendant_focus(self: Widget) -> None:  # type: ignore[misc]
+        self.add_class("-focused")
+
+    def on_descendant_blur(self: Widget) -> None:  # type: ignore[misc]
+        self.remove_class("-focused")
+
+
+class NetRow(FocusMarked, Horizontal):
+    """`network [name]` under a NIC."""
+
+
+class Field(FocusMarked, Vertical):
     """Label + editor on one row, and an error row below it (hidden unless invalid)."""
 
     DEFAULT_CSS = """
     Field { height: auto; }
     Field > Horizontal { height: 1; }
     Field .label { width: 15; }
-    Field:focus-within .label { text-style: reverse; }
-    Field .error { color: $error; display: none; padding-left: 15; height: 1; }
+    Field.-focused .label { text-style: reverse; }
+    Field .error { color: $error; display: none; padding-left: 2; height: auto; }
     Field.-invalid .error { display: block; }
     Field Input, Field Select { width: 1fr; }
     """

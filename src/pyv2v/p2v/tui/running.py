@@ -21,6 +21,7 @@ from textual.widgets import Button, Log, Static
 from ...errors import V2VError
 from ..config import Config
 from ..events import DiskProgress, Event, Finished, HostKey, LogDir, RemoteLine, Status
+from .app import bottom_bar
 from .devices import disk_info, human_size
 from .engine import ConversionLike
 from .glyphs import glyphs_of
@@ -121,8 +122,8 @@ class RunningScreen(Screen[None]):
                 yield Button("Reboot", id="reboot", compact=True, classes="after")
                 yield Button("Power off", id="poweroff", compact=True, classes="after")
             yield Button("Quit", id="quit", compact=True, classes="after")
-        yield Static("Tab/Left/Right: move  Enter: press  Up/Down/PgUp/PgDn: log  "
-                     "Ctrl+Q: quit", classes="keys")
+        yield bottom_bar("Tab/Left/Right: move  Enter: press  Up/Down/PgUp/PgDn: log  "
+                         "Ctrl+Q: quit", help=False)
 
     def bar(self, disk: str, done: int, total: int) -> str:
         g = glyphs_of(self.app)
@@ -184,7 +185,7 @@ class RunningScreen(Screen[None]):
         self.query_one(".buttons").add_class("done")
         self.query_one("#reboot" if self.p2v.iso else "#quit", Button).focus()
         if self.quit_when_done:
-            self.app.exit(self.p2v.exit_code())
+            self.p2v.finish()
 
     # ---- cancel and quit -------------------------------------------------------------
     @on(Button.Pressed, "#cancel")
@@ -193,7 +194,7 @@ class RunningScreen(Screen[None]):
 
     def ask_cancel(self, then_quit: bool = False) -> None:
         if self.ended is not None:
-            self.app.exit(self.p2v.exit_code())
+            self.p2v.finish()
             return
         question = ("Cancel the running conversion and quit p2v?" if then_quit else
                     "Cancel the running conversion? The conversion server stops too and "
@@ -212,7 +213,7 @@ class RunningScreen(Screen[None]):
 
     @on(Button.Pressed, "#quit")
     def quit_pressed(self) -> None:
-        self.app.exit(self.p2v.exit_code())
+        self.p2v.finish()
 
     @on(Button.Pressed, "#reboot, #poweroff")
     def power_pressed(self, event: Button.Pressed) -> None:
