@@ -34,10 +34,10 @@ Screen { layout: vertical; }
 .title { height: 1; background: $primary; color: $text; text-style: bold; padding: 0 1; }
 .bottom { dock: bottom; height: auto; }
 .keys { height: 1; background: $panel; color: $text-muted; padding: 0 1; }
-.help { height: 1; color: $text-muted; padding: 0 1; }
+.help { height: auto; max-height: 2; color: $text-muted; padding: 0 1; }
 .box { border: round $primary; height: auto; padding: 0 1; border-title-style: bold; }
 .box.warn { border: round $warning; }
-Log.box { height: 1fr; padding: 0; }
+Log.box { height: 1fr; padding: 0 1; }
 .buttons { height: 1; margin: 0 1; }
 .buttons Button { margin-right: 2; }
 Button { min-width: 10; }

@@ -27,6 +27,7 @@ from ..remote import ServerInfo
 from .app import bottom_bar
 from .engine import HostKeyFp, preferred
 from .fields import Field, collect
+from .glyphs import plain
 
 if TYPE_CHECKING:
     from .app import P2VApp
@@ -92,7 +93,7 @@ class ConnectionScreen(Screen[None]):
     def on_descendant_focus(self) -> None:
         focused = self.focused
         field = next((f for f in self.fields if focused is f.editor), None)
-        self.query_one("#help", Static).update(field.help if field else "")
+        self.query_one("#help", Static).update(plain(self.app, field.help if field else ""))
 
     @on(Input.Submitted)
     def next_field(self) -> None:

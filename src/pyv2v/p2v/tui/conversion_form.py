@@ -24,7 +24,7 @@ from ..config import Config
 from .app import bottom_bar
 from .devices import disk_info, human_size, nic_info
 from .fields import Field, NetRow, collect
-from .glyphs import Check, TextInput
+from .glyphs import Check, TextInput, plain
 
 if TYPE_CHECKING:
     from .app import P2VApp
@@ -152,7 +152,7 @@ class ConversionScreen(Screen[None]):
         text = field.help if field else ""
         if focused is not None and (focused.id or "").startswith("net-"):
             text = "network on the conversion server for this NIC (p2v.network if:net)"
-        self.query_one("#help", Static).update(text)
+        self.query_one("#help", Static).update(plain(self.app, text))
 
     @on(Input.Submitted)
     def next_field(self) -> None:

@@ -57,6 +57,17 @@ class PlainScrollBarRender(ScrollBarRender):
     HORIZONTAL_BARS: ClassVar[list[str]] = [" "] * 8
 
 
+TRANSLIT = str.maketrans({"⇒": "=>", "→": "->", "…": "...", "≥": ">=", "≤": "<=", "‘": "'",
+                          "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", "·": "-"})
+
+
+def plain(app: App[object], text: str) -> str:
+    """`text` for display: ASCII only in ASCII mode (unknown characters become '?')."""
+    if not getattr(app, "ascii", False) or text.isascii():
+        return text
+    return text.translate(TRANSLIT).encode("ascii", "replace").decode()
+
+
 def glyphs_of(app: App[object]) -> Glyphs:
     return ASCII if getattr(app, "ascii", False) else UNICODE
 
