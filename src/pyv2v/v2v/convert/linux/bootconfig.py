@@ -9,6 +9,7 @@ entries (``saved_entry``) and GRUB legacy ``menu.lst``/``grub.conf``.  Nothing i
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 
@@ -64,7 +65,7 @@ def rewrite_device_names(guest: Guest, mapper: DeviceMapper, globs: tuple[str, .
     """Rewrite source device names to target names in every file; returns the changed files."""
     changed = []
     for path in expand(guest, globs):
-        if guest.edit_text(path, lambda t, p=path: _rewrite(mapper, p, t)):
+        if guest.edit_text(path, functools.partial(_rewrite, mapper, path)):
             changed.append(path)
     for old, new in sorted(mapper.seen.items()):
         log.debug(f"device name {old} → {new}")
@@ -157,7 +158,23 @@ def _default_grub2(guest: Guest, cfg: str, want: str) -> bool:
     else:
         guest.write(cfg, grub.set_static_default(text, target.default_value()))
         log.debug(f"{cfg}: default set to {target.default_value()}")
+        _pin_grub_default(guest, target.default_value())
     return True
+
+
+def _pin_grub_default(guest: Guest, value: str) -> None:
+    """Keep the choice across the guest's next grub-mkconfig: a newer kernel it would put first
+    cannot drive the target's hardware."""
+    path = "/etc/default/grub"
+    if not guest.is_file(path):
+        return
+    text = guest.read_text(path)
+    if re.search(r"^\s*GRUB_DEFAULT=[\"']?saved", text, re.M):
+        return
+    line = f'GRUB_DEFAULT="{value}"'
+    new, n = re.subn(r"^\s*GRUB_DEFAULT=.*$", line, text, flags=re.M)
+    guest.write(path, new if n else text.rstrip("\n") + "\n" + line + "\n")
+    log.debug(f"{path}: {line}")
 
 
 def _default_legacy(guest: Guest, cfg: str, want: str) -> None:

@@ -192,8 +192,7 @@ class UdevPersistentNet(NetConfig):
                 m = self.NAME_RE.search(line)
                 if m and m.group(1) in by_name and not line.lstrip().startswith("#"):
                     mac = by_name[m.group(1)]
-                    line = self.ADDR_RE.sub(lambda a, mac=mac: a.group(1) + mac + a.group(3),
-                                            line)
+                    line = self.ADDR_RE.sub(rf"\g<1>{mac}\g<3>", line)
                 out.append(line)
             return "".join(out)
 

@@ -97,11 +97,10 @@ class Netplan(NetConfig):
                         continue
                     for i in e.match_lines:
                         nl = "\n" if lines[i].endswith("\n") else ""
-                        lines[i] = _MAC_VALUE_RE.sub(
-                            lambda m, mac=mac: f"{m.group(1)}{m.group(2)}{mac}{m.group(4)}"
-                            f"{m.group(5)}", lines[i].rstrip("\n")) + nl
+                        lines[i] = _MAC_VALUE_RE.sub(rf"\g<1>\g<2>{mac}\g<4>\g<5>",
+                                                     lines[i].rstrip("\n")) + nl
                     for i in e.flow_lines:
-                        lines[i] = _FLOW_MAC_RE.sub(lambda m, mac=mac: m.group(1) + mac, lines[i])
+                        lines[i] = _FLOW_MAC_RE.sub(rf"\g<1>{mac}", lines[i])
                 return "".join(lines)
 
             if guest.edit_text(path, edit):
