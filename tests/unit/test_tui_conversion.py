@@ -149,6 +149,12 @@ def test_cancel_needs_confirmation_then_really_cancels(tmp_path: Path) -> None:
         assert conv.cancelled.is_set() and app.result is not None and app.result.cancelled
         text = screen_text(app)
         assert "Cancelled" in text and "conversion cancelled by user" in text
+        await push(pilot, "#again")  # back to the settings, start again
+        assert type(app.screen).__name__ == "ConversionScreen"
+        await push(pilot, "#start")
+        await until(pilot, lambda: len(engine.conversions) == 2)
+        engine.conversions[1].cancel()
+        await until(pilot, lambda: app.result is not None and not app.converting)
         await pilot.press("ctrl+q")
         await pilot.pause()
         assert app.return_code == 1

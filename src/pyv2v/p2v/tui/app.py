@@ -66,7 +66,7 @@ class P2VApp(App[int]):
                  nbd_server: str = "nbdkit", clock: Callable[[], float] = time.monotonic
                  ) -> None:
         self.ascii = want_ascii(ascii, os.environ.get("TERM"))
-        self.CSS = BASE_CSS + (ASCII_CSS if self.ascii else "")
+        self.CSS = BASE_CSS + (ASCII_CSS if self.ascii else "")  # type: ignore[misc]  # per run
         super().__init__()
         ScrollBar.renderer = PlainScrollBarRender  # spaces only, in both modes
         self.cfg = copy.deepcopy(cfg)

@@ -4,7 +4,8 @@ On mount it asks the engine for a conversion and runs it in a worker thread; eve
 comes back through `call_from_thread` and is rendered here.  Cancel (button, or Ctrl+Q) asks for
 confirmation, then calls the engine's thread-safe `cancel()`; the screen stays until the engine's
 own `Finished` event says it is over.  The final status shows the remote log directory, and in
---iso mode Reboot / Power off buttons run the engine's power actions.
+--iso mode Reboot / Power off buttons run the engine's power actions; "< Settings" goes back
+to the conversion screen to try again.
 """
 
 from __future__ import annotations
@@ -121,6 +122,7 @@ class RunningScreen(Screen[None]):
             if self.p2v.iso:
                 yield Button("Reboot", id="reboot", compact=True, classes="after")
                 yield Button("Power off", id="poweroff", compact=True, classes="after")
+            yield Button("< Settings", id="again", compact=True, classes="after")
             yield Button("Quit", id="quit", compact=True, classes="after")
         yield bottom_bar("Tab/Left/Right: move  Enter: press  Up/Down/PgUp/PgDn: log  "
                          "Ctrl+Q: quit", help=False)
@@ -210,6 +212,11 @@ class RunningScreen(Screen[None]):
 
         self.app.push_screen(ConfirmDialog(question, "Yes, cancel it", "No, keep going"),
                              answered)
+
+    @on(Button.Pressed, "#again")
+    def again(self) -> None:
+        """Back to the conversion settings (e.g. after a failure or a cancel) to try again."""
+        self.app.pop_screen()
 
     @on(Button.Pressed, "#quit")
     def quit_pressed(self) -> None:
