@@ -13,8 +13,10 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,7 +55,9 @@ class Converted:
     efi_fallback: bool = False
 
 
-def convert_image(image: Path, workdir: Path, nics: tuple[TargetNicPlan, ...]) -> Converted:
+def convert_image(image: Path, workdir: Path, nics: tuple[TargetNicPlan, ...],
+                  prepare: Callable[[Any], None] | None = None) -> Converted:
+    """Convert an overlay of `image`; `prepare(g)` may first alter the overlay (not the image)."""
     sha_before = sha256(image)
     overlay = workdir / "overlay.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(image),
@@ -62,6 +66,8 @@ def convert_image(image: Path, workdir: Path, nics: tuple[TargetNicPlan, ...]) -
     try:
         inspect = app.inspect(app.roots()[0])
         app.mount(inspect)
+        if prepare is not None:
+            prepare(app.g)
         guest = LibguestfsGuest(app.g)
         start = time.monotonic()
         caps = converter_for(inspect).convert(guest, inspect, ConvertOptions(
@@ -104,8 +110,11 @@ def uefi(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         from pyv2v.fixtures import ensure_image
         image = ensure_image("debian12-uefi")
     # No source_dev, as with -i disk: the converter pins the one interface the guest configures.
+    # And no \EFI\BOOT (a guest installed without --removable, the usual case): the converter
+    # must install the fallback loader for OVMF's empty NVRAM to find.
     return convert_image(Path(image), tmp_path_factory.mktemp("convert-uefi"),
-                         (TargetNicPlan(mac=MAC, source_dev=None, network="default"),))
+                         (TargetNicPlan(mac=MAC, source_dev=None, network="default"),),
+                         prepare=lambda g: g.rm_rf("/boot/efi/EFI/BOOT"))
 
 
 def assert_converted(c: Converted) -> None:

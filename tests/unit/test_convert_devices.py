@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pyv2v.errors import V2VError
+from pyv2v.v2v.convert.guest import FakeGuest
+from pyv2v.v2v.convert.linux.bootconfig import check_device_names, rewrite_device_names
 from pyv2v.v2v.convert.linux.devices import DeviceMapper, drive_index, drive_name
 
 
@@ -76,3 +80,17 @@ def test_mixed_schemes_are_flagged_ambiguous() -> None:
 def test_unknown_bus_is_a_user_error() -> None:
     with pytest.raises(V2VError, match="ide"):
         DeviceMapper("ide")
+
+
+def test_fstab_optical_drives_are_not_disks(tmp_path: Path) -> None:
+    g = FakeGuest(tmp_path)
+    g.write("/etc/fstab", "/dev/hda1 / ext4 defaults 0 1\n"
+            "/dev/hdc /media/cdrom0 udf,iso9660 user,noauto 0 0\n")
+    m = DeviceMapper("virtio-blk")
+    assert rewrite_device_names(g, m, ("/etc/fstab",)) == ["/etc/fstab"]
+    assert g.read_text("/etc/fstab") == ("/dev/vda1 / ext4 defaults 0 1\n"
+                                         "/dev/hdc /media/cdrom0 udf,iso9660 user,noauto 0 0\n")
+    check_device_names(g, m, ("/etc/fstab",))
+    g.write("/etc/fstab", "/dev/hda1 / ext4 defaults 0 1\n")
+    with pytest.raises(V2VError, match="still names /dev/hda1"):
+        check_device_names(g, m, ("/etc/fstab",))

@@ -35,6 +35,7 @@ BLS_DIR = "/boot/loader/entries"
 # Names derived from the source's hardware, which the target's disks will not have.
 HARDWARE_NAME_RE = re.compile(r"/dev/disk/by-(?:id|path)/\S+")
 MOUNT_FILES = ("/etc/fstab", "/etc/crypttab")
+OPTICAL_FS = {"iso9660", "udf"}
 # Xen paravirtual consoles do not exist on KVM; the serial console does.
 CONSOLE_RENAMES = (("console=xvc0", "console=ttyS0"),)
 
@@ -50,12 +51,23 @@ def expand(guest: Guest, globs: tuple[str, ...]) -> list[str]:
     return out
 
 
+def _is_optical(path: str, line: str) -> bool:
+    """An fstab line for an optical drive: /dev/hdc as a CD-ROM is not one of the disks."""
+    w = line.split()
+    return path == "/etc/fstab" and len(w) >= 3 and bool(set(w[2].split(",")) & OPTICAL_FS)
+
+
+def _disk_lines(path: str, text: str) -> str:
+    return "".join(ln for ln in text.splitlines(keepends=True) if not _is_optical(path, ln))
+
+
 def _rewrite(mapper: DeviceMapper, path: str, text: str) -> str:
     if posixpath.basename(path) == "grubenv":
         env = grub.parse_grubenv(text)
         new = {k: mapper.rewrite(v) for k, v in env.items()}
         return text if new == env else grub.format_grubenv(new)
-    text = mapper.rewrite(text)
+    text = "".join(line if _is_optical(path, line) else mapper.rewrite(line)
+                   for line in text.splitlines(keepends=True))
     for old, new_console in CONSOLE_RENAMES:
         text = text.replace(old, new_console)
     return text
@@ -92,7 +104,7 @@ def warn_hardware_names(guest: Guest) -> None:
 def check_device_names(guest: Guest, mapper: DeviceMapper, globs: tuple[str, ...]) -> None:
     """Fail if any file still names a device the target will not have."""
     for path in expand(guest, globs):
-        bad = mapper.leftovers(guest.read_text(path))
+        bad = mapper.leftovers(_disk_lines(path, guest.read_text(path)))
         if bad:
             raise V2VError(f"{path} in the guest still names {', '.join(sorted(set(bad)))} "
                            "after conversion")
