@@ -194,3 +194,28 @@ def test_failure_and_iso_power_actions(tmp_path: Path) -> None:
         await until(pilot, lambda: engine.powered == ["poweroff", "reboot"])
 
     drive(app, script)
+
+
+def test_engine_bug_is_shown_not_a_crash(tmp_path: Path) -> None:
+    engine = FakeEngine(recorded=True)
+    app = app_for(tmp_path, engine)
+
+    def broken_run() -> None:
+        raise KeyError("oops")
+
+    async def script(pilot) -> None:  # type: ignore[no-untyped-def]
+        await to_conversion_screen(pilot)
+        original = engine.conversion
+
+        def conversion(cfg, hw):  # type: ignore[no-untyped-def]
+            conv = original(cfg, hw)
+            conv.run = broken_run  # type: ignore[method-assign]
+            return conv
+
+        engine.conversion = conversion  # type: ignore[method-assign]
+        await push(pilot, "#start")
+        await until(pilot, lambda: app.result is not None)
+        assert "internal error: KeyError" in screen_text(app)
+        assert app.is_running
+
+    drive(app, script)

@@ -19,6 +19,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.scrollbar import ScrollBar
+from textual.widget import Widget
 from textual.widgets import Static
 
 from ... import __version__
@@ -93,6 +94,17 @@ class P2VApp(App[int]):
 
     def exit_code(self) -> int:
         return 0 if self.result is None or self.result.ok else 1
+
+    def from_thread(self, screen: Widget, fn: Callable[..., object], *args: object) -> None:
+        """From a worker thread: run fn(*args) in the UI loop (and wait for it), unless the
+        screen or the whole app has gone meanwhile (the operator quit during a test)."""
+        def guarded() -> None:
+            if screen.is_attached:
+                fn(*args)
+        try:
+            self.call_from_thread(guarded)
+        except RuntimeError:  # the app is not running any more
+            pass
 
     def finish(self) -> None:
         code = self.exit_code()

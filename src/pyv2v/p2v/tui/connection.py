@@ -131,9 +131,12 @@ class ConnectionScreen(Screen[None]):
                 if new:
                     keys = engine.scan_keys(cfg)
         except V2VError as e:
-            self.app.call_from_thread(self.failed, str(e))
+            self.p2v.from_thread(self, self.failed, str(e))
             return
-        self.app.call_from_thread(self.got_keys, cfg, keys, new)
+        except Exception as e:  # noqa: BLE001 - a bug: still shown, never a crash of the UI
+            self.p2v.from_thread(self, self.failed, f"internal error: {type(e).__name__}: {e}")
+            return
+        self.p2v.from_thread(self, self.got_keys, cfg, keys, new)
 
     def got_keys(self, cfg: Config, keys: list[HostKeyFp], new: bool) -> None:
         if new:
@@ -167,16 +170,16 @@ class ConnectionScreen(Screen[None]):
 
     def _test_worker(self, cfg: Config) -> None:
         def observe(event: Event) -> None:
-            self.app.call_from_thread(self.on_engine_event, event)
+            self.p2v.from_thread(self, self.on_engine_event, event)
         try:
             info = self.p2v.engine.test_connection(cfg, observe)
         except V2VError as e:
-            self.app.call_from_thread(self.failed, str(e))
+            self.p2v.from_thread(self, self.failed, str(e))
             return
         except Exception as e:  # noqa: BLE001 - a bug: still shown, never a crash of the UI
-            self.app.call_from_thread(self.failed, f"internal error: {type(e).__name__}: {e}")
+            self.p2v.from_thread(self, self.failed, f"internal error: {type(e).__name__}: {e}")
             return
-        self.app.call_from_thread(self.tested, cfg, info)
+        self.p2v.from_thread(self, self.tested, cfg, info)
 
     def on_engine_event(self, event: Event) -> None:
         if isinstance(event, HostKey) and event.pinned:

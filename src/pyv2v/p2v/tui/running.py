@@ -139,11 +139,18 @@ class RunningScreen(Screen[None]):
         self.query_one("#cancel", Button).focus()
         self.tick()
         self.set_interval(1.0, self.tick)
-        conv = self.conv
-        self.run_worker(conv.run, thread=True, group="conversion")
+        self.run_worker(self._work, thread=True, group="conversion")
+
+    def _work(self) -> None:
+        assert self.conv is not None
+        try:
+            self.conv.run()  # its Finished event ends the screen's run
+        except Exception as e:  # noqa: BLE001 - a bug in the engine: shown, the UI survives
+            self.p2v.from_thread(self, self.finished, Finished(
+                False, None, f"internal error: {type(e).__name__}: {e}", None))
 
     def observe(self, event: Event) -> None:  # engine thread
-        self.app.call_from_thread(self.on_engine_event, event)
+        self.p2v.from_thread(self, self.on_engine_event, event)
 
     def elapsed(self) -> str:
         secs = int((self.ended or self.p2v.clock()) - self.started)
@@ -232,7 +239,7 @@ class RunningScreen(Screen[None]):
             try:
                 self.p2v.engine.power(action)
             except V2VError as e:
-                self.app.call_from_thread(self.power_failed, str(e))
+                self.p2v.from_thread(self, self.power_failed, str(e))
 
         self.run_worker(work, thread=True, group="power")
 
