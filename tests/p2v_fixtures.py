@@ -151,7 +151,7 @@ def start_sshd(*, fake_version: str | None = "2.2.0", path: list[str] | None = N
         (fake_bin / "virt-v2v").write_text(FAKE_V2V)
         (fake_bin / "virt-v2v").chmod(0o755)
         dirs.insert(0, str(fake_bin))
-    setenv = {"PATH": ":".join(dirs), "LC_ALL": "C", **(env or {})}
+    setenv = {"PATH": ":".join(dirs), "LC_ALL": "C", "P2V_TEST_SSHD": str(d), **(env or {})}
     if fake_version is not None:
         setenv["FAKE_V2V_VERSION"] = fake_version
     port = ssh_free_port()
@@ -188,6 +188,13 @@ SetEnv {' '.join(f'{k}={v}' for k, v in setenv.items())}
 
 def stop_sshd(s: Sshd) -> None:
     s.child.terminate()
+    # Remote work dirs are kept on purpose (diagnosis); drop the ones this server's sessions made.
+    for rdir in Path("/tmp").glob("virt-p2v-*"):
+        try:
+            if f"P2V_TEST_SSHD={s.dir}\n" in (rdir / "environment").read_text():
+                shutil.rmtree(rdir, ignore_errors=True)
+        except OSError:
+            pass
     if s.password_user:
         subprocess.run(["userdel", "-f", s.password_user], check=False,
                        capture_output=True)

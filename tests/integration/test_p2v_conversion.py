@@ -176,7 +176,9 @@ def p2v_cli(sshd: Sshd, tmp: Path, image: Path, *extra: str) -> subprocess.Popen
     argv = [sys.executable, "-m", "pyv2v.p2v.cli", "--server", sshd.host, "--port",
             str(sshd.port), "--identity", f"file://{sshd.user_key}", "--known-hosts",
             str(tmp / "known_hosts"), "--disk", str(image), "--name", "clitest", *extra]
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {**os.environ, "TMPDIR": str(tmp)}  # what a SIGKILLed p2v cannot clean stays there
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env)
 
 
 def test_cli_non_interactive_success(p2v_sshd: Sshd, tmp_path: Path, small_image: Path) -> None:

@@ -61,7 +61,11 @@ class Session:
         self.sudo = cfg.sudo
         self._dir = tempfile.mkdtemp(prefix="p2v-session-")
         self.askpass: Askpass | None = None
-        identity = fetch_identity(cfg.identity, self._dir) if cfg.identity else None
+        try:
+            identity = fetch_identity(cfg.identity, self._dir) if cfg.identity else None
+        except BaseException:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            raise
         if identity is None:
             self.askpass = Askpass(cfg.password)
         self.target = ssh.Target(host=cfg.server, port=cfg.port, user=cfg.username,
