@@ -27,7 +27,7 @@ def sha256(path: Path) -> str:
 
 def used_bytes(image: Path) -> int:
     """Bytes the guest's filesystems really use, from virt-df (the real appliance)."""
-    res = subprocess.run(["virt-df", "--csv", "-a", str(image), "--format=raw"],
+    res = subprocess.run(["virt-df", "--csv", "--format=raw", "-a", str(image)],
                          capture_output=True, text=True, check=True, timeout=600)
     total = 0
     for line in res.stdout.splitlines()[1:]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from . import log
 
 PROBE_TIMEOUT = 8.0
+PROBE_VERSION = 2  # part of the cache key: a changed probe is re-run
 _PROOF = ("Kernel panic", "VFS: Unable to mount root", "Run /init")
 
 
@@ -41,7 +42,7 @@ def _boot_id() -> str:
 
 
 def _cache_path() -> str:
-    return os.path.join(tempfile.gettempdir(), f"pyv2v-accel-{_boot_id()}.json")
+    return os.path.join(tempfile.gettempdir(), f"pyv2v-accel-v{PROBE_VERSION}-{_boot_id()}.json")
 
 
 def _host_kernel() -> str | None:

@@ -33,3 +33,33 @@ def test_outputs(converted_nbd: Conversion) -> None:
     assert "-smp 2" in script and "-m 1024" in script
     subprocess.run(["sh", "-n", str(out / "p2vhost.sh")], check=True)
     subprocess.run(["qemu-img", "check", str(out / "p2vhost-sda")], check=True)
+
+
+@pytest.mark.boot
+def test_generated_qemu_script_boots_the_guest(converted_nbd: Conversion, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Run NAME.sh as a user would (plus -display none) and watch its serial console."""
+    import signal
+    import time
+
+    from pyv2v import bootcheck
+
+    log = tmp_path / "console.log"
+    with open(log, "w") as f:
+        proc = subprocess.Popen(["sh", str(converted_nbd.outdir / "p2vhost.sh"), "-display",
+                                 "none"], stdout=f, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 360
+        outcome = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            text = log.read_text(errors="replace")
+            outcome = bootcheck.classify(text, want_marker=True)
+            if outcome:
+                break
+            time.sleep(2)
+        text = log.read_text(errors="replace")
+        assert outcome == "login", f"outcome {outcome}; console tail: {text[-1500:]}"
+        assert any("eth0 UP" in m for m in bootcheck.markers(text)), text[-1500:]
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

@@ -41,6 +41,20 @@ def qemu_argv(meta: TargetMeta, accel_args: list[str]) -> list[str]:
     return argv
 
 
+def _pairs(argv: list[str]) -> list[str]:
+    """Group `-option value` pairs onto one line each for a readable script."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i].startswith("-") and i + 1 < len(argv) and not argv[i + 1].startswith("-"):
+            out.append(f"{shlex.quote(argv[i])} {shlex.quote(argv[i + 1])}")
+            i += 2
+        else:
+            out.append(shlex.quote(argv[i]))
+            i += 1
+    return out
+
+
 class QemuOutput(Output):
     name = "qemu"
     description = "disk files and a qemu boot script"
@@ -70,7 +84,7 @@ class QemuOutput(Output):
                          f"cp {OVMF_VARS} {shlex.quote(vars_path)}")
         argv = qemu_argv(meta, accel.qemu_args(a))
         lines.append(f"cd {shlex.quote(self.dir)} || exit 1")
-        lines.append("exec " + " \\\n    ".join(shlex.quote(x) for x in argv) + ' "$@"')
+        lines.append("exec " + " \\\n    ".join(_pairs(argv)) + ' "$@"')
         final = self.script_path(meta)
         staging.write_text(final, "\n".join(lines) + "\n", mode=0o755)
         return [final]
