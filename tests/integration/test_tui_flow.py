@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 from p2v_fixtures import Sshd, p2v_children
-from unit.test_tui_support import drive, push, until
+from textual.widgets import Select
+from unit.test_tui_support import drive, push, text_of, until
 
 from pyv2v.p2v.tui.app import P2VApp
 from pyv2v.p2v.tui.glyphs import screen_text
@@ -38,18 +39,22 @@ async def connect_and_configure(pilot, sshd: Sshd, output: str) -> None:  # type
     app: P2VApp = pilot.app
     await push(pilot, "#test")
     await until(pilot, lambda: app.screen.query_one("#hostkey-box").has_class("-shown"), 60)
-    assert sshd.fingerprint in screen_text(app)  # the key the server really has
+    # The key the server really has is shown (once the screen has been redrawn).
+    await until(pilot, lambda: sshd.fingerprint in screen_text(app), 10)
     await push(pilot, "#accept")
     await until(pilot, lambda: app.server_info is not None or "failed" in screen_text(app), 120)
-    assert app.server_info is not None, screen_text(app)
+    assert app.server_info is not None, (await text_of(pilot))
     assert app.cfg.hostkey == sshd.fingerprint
     await push(pilot, "#next")
-    sel = app.screen.query_one("#output_type")
+    sel = app.screen.query_one("#output_type", Select)
+    names = [str(o[0]) for o in sel._options]
+    assert output in names  # offered because the server's virt-v2v lists it
+    steps = names.index(output) - names.index(str(sel.value))
     sel.focus()
-    await pilot.press("enter")  # open the list, type to jump, choose
-    await pilot.press(*output, "enter")
+    await pilot.press("enter")  # open the list, move to `output`, choose it
+    await pilot.press(*(["down"] * steps if steps > 0 else ["up"] * -steps), "enter")
     await pilot.pause()
-    assert sel.value == output  # type: ignore[attr-defined]
+    assert sel.value == output
     await push(pilot, "#start")
     await until(pilot, lambda: type(app.screen).__name__ == "RunningScreen")
 
@@ -61,7 +66,7 @@ def test_full_flow_through_the_ui(p2v_sshd: Sshd, tmp_path: Path, tui_image: Pat
     async def script(pilot) -> None:  # type: ignore[no-untyped-def]
         await connect_and_configure(pilot, p2v_sshd, "null")
         await until(pilot, lambda: app.result is not None, 180)
-        text = screen_text(app)
+        text = await text_of(pilot)
         assert app.result is not None and app.result.ok, text
         assert "Conversion finished successfully." in text and "Copying disk 1/1" in text
         assert app.result.remote_dir and app.result.remote_dir in text
@@ -90,8 +95,8 @@ def test_cancel_from_the_ui_stops_the_remote_side(p2v_sshd: Sshd, tmp_path: Path
         assert type(app.screen).__name__ == "ConfirmDialog"
         await pilot.press("left", "enter")  # "Yes, cancel it"
         await until(pilot, lambda: app.result is not None, 60)
-        assert app.result is not None and app.result.cancelled, screen_text(app)
-        assert "conversion cancelled by user" in screen_text(app)
+        assert app.result is not None and app.result.cancelled, (await text_of(pilot))
+        assert "conversion cancelled by user" in (await text_of(pilot))
         await until(pilot, lambda: not p2v_sshd.procs(str(p2v_sshd.fake_bin)), 15)
         await pilot.press("ctrl+q")
 
@@ -123,7 +128,7 @@ def test_real_conversion_with_our_v2v_to_null(sshd_factory, debian12_physical: P
     async def script(pilot) -> None:  # type: ignore[no-untyped-def]
         await connect_and_configure(pilot, sshd, "null")
         await until(pilot, lambda: app.result is not None, 1500)
-        assert app.result is not None and app.result.ok, screen_text(app)
+        assert app.result is not None and app.result.ok, (await text_of(pilot))
 
     drive(app, script)
     rdir = Path(app.result.remote_dir or "")  # type: ignore[union-attr]

@@ -6,9 +6,7 @@ from pathlib import Path
 
 from textual.widgets import Button, Input, Static
 
-from pyv2v.p2v.tui.glyphs import screen_text
-
-from .test_tui_support import FP, FakeEngine, base_config, drive, make_app, push, until
+from .test_tui_support import FP, FakeEngine, base_config, drive, make_app, push, text_of, until
 
 
 def text(app, selector: str) -> str:  # type: ignore[no-untyped-def]
@@ -146,7 +144,7 @@ def test_keyboard_only_focus_is_visible_and_password_masked(tmp_path: Path) -> N
         await pilot.press("down", "down")
         assert app.focused is app.screen.query_one("#password")
         await pilot.press(*"s3cret")
-        screen = screen_text(app)
+        screen = await text_of(pilot)
         assert "s3cret" not in screen and "******" in screen
         for _ in range(4):  # identity, hostkey, sudo, Test connection
             await pilot.press("tab")

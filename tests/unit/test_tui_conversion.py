@@ -7,9 +7,9 @@ from pathlib import Path
 from textual.widgets import Button, Input, Select, Static
 
 from pyv2v.p2v.tui.app import P2VApp
-from pyv2v.p2v.tui.glyphs import Check, screen_text
+from pyv2v.p2v.tui.glyphs import Check
 
-from .test_tui_support import FakeEngine, base_config, drive, make_app, push, until
+from .test_tui_support import FakeEngine, base_config, drive, make_app, push, text_of, until
 
 
 async def to_conversion_screen(pilot) -> None:  # type: ignore[no-untyped-def]
@@ -52,7 +52,7 @@ def test_invalid_values_flagged_inline_before_starting(tmp_path: Path) -> None:
         assert s.query_one("#disks-error").has_class("-shown")
         assert s.query_one("#net-0-error").has_class("-shown")
         assert not s.query_one("#net-1-error").has_class("-shown")
-        text = screen_text(app)
+        text = await text_of(pilot)
         assert "^ select at least one disk" in text and "^ must be at least 1" in text
         assert engine.conversions == [] and type(app.screen).__name__ == "ConversionScreen"
         # A NIC that is not converted needs no valid network name.
@@ -108,7 +108,7 @@ def test_successful_run_shows_progress_log_and_final_status(tmp_path: Path) -> N
     async def script(pilot) -> None:  # type: ignore[no-untyped-def]
         await start(pilot)
         await until(pilot, lambda: app.result is not None)
-        text = screen_text(app)
+        text = await text_of(pilot)
         assert "100%  16.0G / 16.0G" in text and "Finishing off" in text
         assert "Conversion finished successfully." in text
         assert "/tmp/virt-p2v-20240101-abcdefgh" in text
@@ -147,7 +147,7 @@ def test_cancel_needs_confirmation_then_really_cancels(tmp_path: Path) -> None:
         await pilot.press("left", "enter")  # Yes, cancel it
         await until(pilot, lambda: app.result is not None)
         assert conv.cancelled.is_set() and app.result is not None and app.result.cancelled
-        text = screen_text(app)
+        text = await text_of(pilot)
         assert "Cancelled" in text and "conversion cancelled by user" in text
         await push(pilot, "#again")  # back to the settings, start again
         assert type(app.screen).__name__ == "ConversionScreen"
@@ -186,7 +186,7 @@ def test_failure_and_iso_power_actions(tmp_path: Path) -> None:
     async def script(pilot) -> None:  # type: ignore[no-untyped-def]
         await start(pilot)
         await until(pilot, lambda: app.result is not None)
-        assert "exit code 3" in screen_text(app) and "Failed" in screen_text(app)
+        assert "exit code 3" in (await text_of(pilot)) and "Failed" in (await text_of(pilot))
         assert app.focused is app.screen.query_one("#reboot")
         await pilot.press("right", "enter")  # Power off
         await until(pilot, lambda: engine.powered == ["poweroff"])
@@ -215,7 +215,7 @@ def test_engine_bug_is_shown_not_a_crash(tmp_path: Path) -> None:
         engine.conversion = conversion  # type: ignore[method-assign]
         await push(pilot, "#start")
         await until(pilot, lambda: app.result is not None)
-        assert "internal error: KeyError" in screen_text(app)
+        assert "internal error: KeyError" in (await text_of(pilot))
         assert app.is_running
 
     drive(app, script)

@@ -14,7 +14,7 @@ import pytest
 
 from pyv2v.p2v.tui.glyphs import screen_text, want_ascii
 
-from .test_tui_support import FakeEngine, base_config, drive, make_app, push, until
+from .test_tui_support import FakeEngine, base_config, drive, make_app, push, text_of, until
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden" / "tui"
@@ -48,29 +48,29 @@ def test_every_screen_at_80x25(tmp_path: Path, mode: str) -> None:
     async def script(pilot) -> None:  # type: ignore[no-untyped-def]
         await push(pilot, "#test")
         await until(pilot, lambda: app.screen.query_one("#hostkey-box").has_class("-shown"))
-        shots["hostkey"] = screen_text(app)
+        shots["hostkey"] = await text_of(pilot)
         await push(pilot, "#accept")
         await until(pilot, lambda: app.server_info is not None)
         app.screen.query_one("#server").focus()
         await pilot.pause()
-        shots["connection"] = screen_text(app)
+        shots["connection"] = await text_of(pilot)
         shoot(app, "connection")
         await push(pilot, "#next")
         await pilot.pause()
-        shots["conversion"] = screen_text(app)
+        shots["conversion"] = await text_of(pilot)
         shoot(app, "conversion")
         await push(pilot, "#start")
         await until(pilot, lambda: bool(engine.conversions))
         await until(pilot, engine.conversions[0].running.is_set)
         await until(pilot, lambda: "Copying" in screen_text(app))
-        shots["running"] = screen_text(app)
+        shots["running"] = await text_of(pilot)
         shoot(app, "running")
         await push(pilot, "#cancel")
-        shots["confirm"] = screen_text(app)
+        shots["confirm"] = await text_of(pilot)
         await pilot.press("left", "enter")
         await until(pilot, lambda: app.result is not None)
         await pilot.pause()
-        shots["cancelled"] = screen_text(app)
+        shots["cancelled"] = await text_of(pilot)
 
     drive(app, script)
     for name, text in shots.items():

@@ -26,6 +26,7 @@ from pyv2v.p2v.events import (
 from pyv2v.p2v.hardware import CpuInfo, Hardware
 from pyv2v.p2v.remote import ServerInfo
 from pyv2v.p2v.tui.app import P2VApp
+from pyv2v.p2v.tui.glyphs import screen_text
 
 FP = "SHA256:" + "A" * 43
 OUTPUTS = ["glance", "json", "libvirt", "local", "null", "openstack", "qemu", "rhv"]
@@ -175,3 +176,17 @@ async def push(pilot: object, selector: str) -> None:
     button.focus()
     await pilot.press("enter")  # type: ignore[attr-defined]
     await pilot.pause()  # type: ignore[attr-defined]
+
+
+async def text_of(pilot: object) -> str:
+    """The screen as text once it has been redrawn (two equal reads 50 ms apart)."""
+    app = pilot.app  # type: ignore[attr-defined]
+    await pilot.pause()  # type: ignore[attr-defined]
+    previous = screen_text(app)
+    for _ in range(100):
+        await pilot.pause(0.05)  # type: ignore[attr-defined]
+        text = screen_text(app)
+        if text == previous:
+            return text
+        previous = text
+    return previous
