@@ -59,6 +59,10 @@ def test_every_screen_at_80x25(tmp_path: Path, mode: str) -> None:
         await pilot.pause()
         shots["conversion"] = await text_of(pilot)
         shoot(app, "conversion")
+        app.screen.query_one("#output_type").focus()
+        await pilot.press("enter")  # the output driver list, from the server's features
+        shots["outputs"] = await text_of(pilot)
+        await pilot.press("escape")
         await push(pilot, "#start")
         await until(pilot, lambda: bool(engine.conversions))
         await until(pilot, engine.conversions[0].running.is_set)
