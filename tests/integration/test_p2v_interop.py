@@ -99,3 +99,66 @@ def test_remote_work_dir_complete(stock_interop: Interop) -> None:
 def test_nothing_left_running(stock_interop: Interop) -> None:
     assert stock_interop.result.remote_dir
     assert p2v_children() == []
+
+
+def descendants(root: int) -> set[int]:
+    """root and every process below it (from /proc)."""
+    parent: dict[int, int] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                parent[int(d.name)] = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                pass
+    found = {root}
+    changed = True
+    while changed:
+        changed = False
+        for pid, ppid in parent.items():
+            if ppid in found and pid not in found:
+                found.add(pid)
+                changed = True
+    return {p for p in found if p in parent}
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (this machine's init may be slow to reap orphans)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_cancel_stock_virt_v2v_mid_conversion(p2v_sshd_stock: Sshd, debian12_physical: Path,
+                                              tmp_path: Path) -> None:
+    """Cancel while the stock virt-v2v runs its appliance: its whole process tree goes."""
+    import threading
+
+    cfg = p2v_sshd_stock.config(tmp_path, disks=[str(debian12_physical)], guestname="p2vcancel",
+                                output_type="null", output_storage=None)
+    conv = Conversion(cfg)
+    events: list[Event] = []
+    conv.subscribe(events.append)
+    results: list[Finished] = []
+    t = threading.Thread(target=lambda: results.append(conv.run()))
+    t.start()
+    deadline = time.monotonic() + 600
+    while not any(isinstance(e, RemoteLine) and "Inspecting the source" in e.text
+                  for e in events):
+        assert time.monotonic() < deadline and t.is_alive(), f"not started: {results}"
+        time.sleep(0.5)
+    rdir = Path(conv.remote_dir or "")
+    tree = descendants(int((rdir / "control.pid").read_text()))
+    names = {Path(f"/proc/{p}/exe").resolve().name for p in tree if Path(f"/proc/{p}").exists()}
+    assert {"virt-v2v", "qemu-system-x86_64"} <= names, names
+    t0 = time.monotonic()
+    conv.cancel()
+    t.join(120)
+    took = time.monotonic() - t0
+    assert results and results[0].cancelled, results
+    deadline = time.monotonic() + 30
+    while alive := [p for p in tree if running(p)]:
+        assert time.monotonic() < deadline, f"still running: {alive}"
+        time.sleep(0.5)
+    assert p2v_children() == []
+    print(f"cancel of the stock virt-v2v took {took:.1f} s")
