@@ -5,7 +5,7 @@ without asking anything, like the reference's kernel mode: p2v.pre, test connect
 conversion (events rendered as text), then p2v.post (default `poweroff` only as root with
 p2v.server from the real /proc/cmdline) or p2v.fail.  SIGINT/SIGTERM/SIGHUP cancel the
 conversion cleanly (a second one aborts at once).  Errors are one line and a non-zero exit.
-Without a server, the interactive UI (pyv2v.p2v.tui.run(cfg, hw)) is started if available.
+Without a server (or with --tui), the interactive UI pyv2v.p2v.tui.run(cfg, hw, …) runs.
 """
 
 from __future__ import annotations
