@@ -65,8 +65,7 @@ def run(plan: Plan, monitor: Monitor) -> TargetMeta:
                 check_output_space(output.disk_paths(name, source, GUESSED_CAPS),
                                    app.used_bytes())
 
-            monitor.stage(f"Converting {describe(inspect)} to run on KVM")
-            converter = converter_for(inspect)
+            converter = converter_for(inspect)  # it reports "Converting … to run on KVM"
             caps = converter.convert(LibguestfsGuest(app.g), inspect,
                                      ConvertOptions(block_bus=plan.block_bus, nics=nics))
             monitor.stage("Mapping filesystem data to avoid copying unused and blank areas")
@@ -81,14 +80,6 @@ def run(plan: Plan, monitor: Monitor) -> TargetMeta:
         overlays.close()
     monitor.stage("Finishing off")
     return meta
-
-
-def describe(inspect: Inspect) -> str:
-    """A human name for the guest OS ("Debian 12.15", "Red Hat Enterprise Linux 9.2" …)."""
-    name = inspect.product_name or ""
-    if inspect.distro and inspect.distro.lower() not in name.lower().replace(" ", ""):
-        return f"{inspect.distro.capitalize()} {name}".strip()
-    return name or inspect.distro
 
 
 def check_guest_name(name: str) -> None:
