@@ -30,7 +30,7 @@ OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
 MARKER = "PYV2V-MARKER"
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\x1bc")
-_LOGIN = re.compile(r"^\S+ login: *$", re.M)
+_LOGIN = re.compile(r"^\S+ login: ", re.M)   # kernel messages may follow on the same line
 _PANIC = re.compile(r"Kernel panic - not syncing|end Kernel panic")
 _INITRAMFS = re.compile(r"^\(initramfs\)|^ALERT! |Gave up waiting for root", re.M)
 _MARKER_LINE = re.compile(rf"^.*?({MARKER} .*?)\s*$", re.M)
@@ -189,7 +189,7 @@ def boot(
     stderr_path = tmpdir / "qemu.stderr"
     start = time.monotonic()
     with open(stderr_path, "w") as err:
-        child = process.spawn(argv, stdout=subprocess.DEVNULL, stderr=err)
+        child = process.spawn(argv, stdout=subprocess.DEVNULL, stderr=err.fileno())
     try:
         return _watch(child, log_path, stderr_path, start, timeout, wait_marker, marker_grace)
     finally:

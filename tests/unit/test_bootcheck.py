@@ -43,6 +43,13 @@ def test_login_prompt() -> None:
     assert classify(KERNEL + SYSTEMD + LOGIN) == "login"
 
 
+def test_login_prompt_followed_by_kernel_message() -> None:
+    text = (KERNEL + "\r\r\nDebian GNU/Linux 12 debian12-physical ttyS0\r\n\r\n"
+            "debian12-physical login: [   65.549228] powernow_k8: Power state transitions not "
+            "supported\r\n" + MARKER)
+    assert classify(text, want_marker=True) == "login"
+
+
 def test_login_waits_for_marker_when_asked() -> None:
     assert classify(KERNEL + LOGIN, want_marker=True) is None
     assert classify(KERNEL + LOGIN + MARKER, want_marker=True) == "login"
