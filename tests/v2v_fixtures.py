@@ -107,9 +107,35 @@ def converted_nbd(debian12_physical: Path, tmp_path_factory: pytest.TempPathFact
     return c
 
 
+def without_efi_fallback(image: Path, workdir: Path) -> Path:
+    """A qcow2 overlay of `image` whose ESP lacks \\EFI\\BOOT (a guest installed without
+    --removable, the usual case): only the conversion can make fresh OVMF NVRAM boot it."""
+    import guestfs
+
+    overlay = workdir / "uefi-no-fallback.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(image),
+                    str(overlay)], check=True)
+    g = guestfs.GuestFS(python_return_dict=True)
+    g.add_drive_opts(str(overlay), format="qcow2")
+    g.launch()
+    root = g.inspect_os()[0]
+    for mp, dev in sorted(g.inspect_get_mountpoints(root).items(), key=lambda kv: len(kv[0])):
+        g.mount(dev, mp)
+    g.rm_rf("/boot/efi/EFI/BOOT")
+    g.umount_all()
+    g.shutdown()
+    g.close()
+    return overlay
+
+
 @pytest.fixture(scope="session")
 def converted_uefi(debian12_uefi: Path, tmp_path_factory: pytest.TempPathFactory
                    ) -> Conversion:
+    work = tmp_path_factory.mktemp("v2v-uefi-src")
+    source = without_efi_fallback(debian12_uefi, work)
     out = tmp_path_factory.mktemp("v2v-uefi")
-    return convert(debian12_uefi, out, "-i", "disk", str(debian12_uefi), "-on", "deb12uefi",
-                   "-o", "local", "-of", "qcow2", "-os", str(out))
+    sha = sha256(debian12_uefi)
+    c = convert(source, out, "-i", "disk", str(source), "-on", "deb12uefi",
+                "-o", "local", "-of", "qcow2", "-os", str(out))
+    c.fixture_sha = (sha, sha256(debian12_uefi))  # type: ignore[attr-defined]
+    return c

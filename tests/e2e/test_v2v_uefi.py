@@ -1,5 +1,5 @@
-"""End to end: the debian12-uefi fixture (GPT, ESP, LVM root, UUIDs) converted and booted
-under OVMF on virtio-blk with its network up."""
+"""End to end: the debian12-uefi fixture (GPT, ESP, LVM root, UUIDs), without the \\EFI\\BOOT
+fallback loader, converted and booted under OVMF (fresh NVRAM) on virtio-blk with its network up."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ pytestmark = [pytest.mark.slow]
 def test_conversion_succeeds(converted_uefi: Conversion) -> None:
     assert converted_uefi.rc == 0, converted_uefi.stderr[-2000:]
     assert converted_uefi.sha_before == converted_uefi.sha_after
+    before, after = converted_uefi.fixture_sha  # type: ignore[attr-defined]
+    assert before == after
 
 
 def test_xml_declares_uefi(converted_uefi: Conversion) -> None:
