@@ -123,7 +123,13 @@ def test_physical_config_names_sda(debian12_physical: Path) -> None:
     files = _guestfs_read(debian12_physical, [
         "/etc/fstab", "/boot/grub/grub.cfg", "/etc/default/grub", "/etc/hostname",
         "/etc/network/interfaces", "/etc/initramfs-tools/initramfs.conf",
-        "/etc/initramfs-tools/modules", "/etc/systemd/system/pyv2v-marker.service"])
+        "/etc/initramfs-tools/modules", "/etc/systemd/system/pyv2v-marker.service",
+        "/var/lib/dpkg/status"])
+    installed = {blk.split("\n", 1)[0].removeprefix("Package: ")
+                 for blk in files.pop("/var/lib/dpkg/status").split("\n\n")
+                 if "Status: install ok installed" in blk}
+    assert {"open-vm-tools", "isc-dhcp-client", "ifupdown", "grub-pc",
+            "linux-image-amd64"} <= installed
     fstab, grub_cfg = files["/etc/fstab"], files["/boot/grub/grub.cfg"]
     assert "/dev/sda2\t/\text4" in fstab and "/dev/sda1\t/boot\text4" in fstab
     assert "UUID=" not in fstab
