@@ -18,18 +18,16 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
 import string
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from pyv2v import accel, process, ssh
+from pyv2v import accel, loopback, process, ssh
 from pyv2v.p2v.config import Config
 
 FAKE_V2V = r'''#!/usr/bin/python3
@@ -114,91 +112,43 @@ class Sshd:
         return [ln for ln in r.stdout.splitlines() if "pgrep" not in ln]
 
 
-def _keygen(path: Path, comment: str = "p2v-test") -> tuple[str, str]:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f",
-                    str(path)], check=True)
-    kind, blob = path.with_suffix(".pub").read_text().split()[:2]
-    return kind, blob
-
-
-def _wait_banner(port: int, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                if s.recv(8).startswith(b"SSH-"):
-                    return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"sshd on port {port} did not start")
-
-
 def start_sshd(*, fake_version: str | None = "2.2.0", path: list[str] | None = None,
                env: dict[str, str] | None = None, password_user: bool = False) -> Sshd:
     if os.geteuid() != 0:
         pytest.skip("the private sshd needs root")
-    d = Path(tempfile.mkdtemp(prefix="p2v-sshd-"))
-    d.chmod(0o755)  # the password user must reach the fake virt-v2v
-    host_key = _keygen(d / "host_key")
-    user_key = d / "user_key"
-    (d / "authorized_keys").write_text(" ".join(_keygen(user_key)) + "\n")
+    dirs = list(path) if path is not None else list(loopback.DEFAULT_PATH)
+    fake_root = Path(tempfile.mkdtemp(prefix="p2v-fakebin-"))
+    fake_root.chmod(0o755)
     fake_bin = None
-    dirs = list(path) if path is not None else ["/usr/local/sbin", "/usr/local/bin",
-                                                "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
     if fake_version is not None:
-        fake_bin = d / "fakebin"
+        fake_bin = fake_root / "fakebin"
         fake_bin.mkdir(mode=0o755)
         (fake_bin / "virt-v2v").write_text(FAKE_V2V)
         (fake_bin / "virt-v2v").chmod(0o755)
         dirs.insert(0, str(fake_bin))
-    setenv = {"PATH": ":".join(dirs), "LC_ALL": "C", "P2V_TEST_SSHD": str(d), **(env or {})}
+    setenv = dict(env or {})
     if fake_version is not None:
         setenv["FAKE_V2V_VERSION"] = fake_version
-    port = ssh_free_port()
-    (d / "sshd_config").write_text(f"""ListenAddress 127.0.0.1
-Port {port}
-HostKey {d}/host_key
-AuthorizedKeysFile {d}/authorized_keys
-PidFile none
-StrictModes no
-UsePAM no
-PermitRootLogin yes
-PasswordAuthentication yes
-KbdInteractiveAuthentication no
-AllowTcpForwarding yes
-PermitTTY yes
-LogLevel VERBOSE
-Subsystem sftp /usr/lib/openssh/sftp-server
-SetEnv {' '.join(f'{k}={v}' for k, v in setenv.items())}
-""")
-    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+    srv = loopback.start(path=dirs, env=setenv)
     user = password = None
     if password_user:
         user = "p2vt" + "".join(secrets.choice(string.ascii_lowercase) for _ in range(6))
         password = secrets.token_urlsafe(12)
-        subprocess.run(["useradd", "-M", "-d", str(d), "-s", "/bin/bash", user], check=True)
+        subprocess.run(["useradd", "-M", "-d", str(srv.dir), "-s", "/bin/bash", user], check=True)
         subprocess.run(["chpasswd"], input=f"{user}:{password}\n", text=True, check=True)
-    log = d / "sshd.log"
-    with open(log, "w") as f:
-        child = process.spawn(["/usr/sbin/sshd", "-D", "-e", "-f", str(d / "sshd_config")],
-                              stdout=f.fileno(), stderr=subprocess.STDOUT)
-    _wait_banner(port)
-    return Sshd("127.0.0.1", port, d, user_key, host_key, fake_bin, child, user, password, log)
+    s = Sshd(srv.host, srv.port, srv.dir, srv.user_key, srv.host_key, fake_bin, srv.child, user,
+             password, srv.log)
+    s.server = srv  # type: ignore[attr-defined]
+    s.fake_root = fake_root  # type: ignore[attr-defined]
+    return s
 
 
 def stop_sshd(s: Sshd) -> None:
-    s.child.terminate()
-    # Remote work dirs are kept on purpose (diagnosis); drop the ones this server's sessions made.
-    for rdir in Path("/tmp").glob("virt-p2v-*"):
-        try:
-            if f"P2V_TEST_SSHD={s.dir}\n" in (rdir / "environment").read_text():
-                shutil.rmtree(rdir, ignore_errors=True)
-        except OSError:
-            pass
+    s.server.stop()  # type: ignore[attr-defined]
     if s.password_user:
         subprocess.run(["userdel", "-f", s.password_user], check=False,
                        capture_output=True)
-    shutil.rmtree(s.dir, ignore_errors=True)
+    shutil.rmtree(s.fake_root, ignore_errors=True)  # type: ignore[attr-defined]
 
 
 def p2v_children() -> list[process.Child]:
@@ -207,9 +157,7 @@ def p2v_children() -> list[process.Child]:
 
 
 def ssh_free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return loopback.free_port()
 
 
 @pytest.fixture(scope="session")
