@@ -34,6 +34,11 @@ def verbose() -> bool:
     return bool(_state["verbose"])
 
 
+def colours() -> bool:
+    """ANSI colours wanted: forced with --colours, or stdout is a terminal."""
+    return bool(_state["colours"]) or sys.stdout.isatty()
+
+
 def elapsed() -> float:
     return time.monotonic() - _start
 

@@ -155,7 +155,8 @@ class Conversion:
         if not cfg.skip_test_connection and self.server_info is None:
             self.test_connection()
         self._check_pinned_key(s)
-        colours = self.server_info.colours if self.server_info else False
+        # Like virt-p2v: ask the server for colours only if this client shows them.
+        colours = bool(self.server_info and self.server_info.colours and log.colours())
         for disk in cfg.disks:
             self._check_cancel()
             self.emit(Status(f"Starting local NBD server and data connection for {disk}"))
