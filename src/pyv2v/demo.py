@@ -1,66 +1,104 @@
-"""`make demo`: build (or reuse) the demo guest, convert it with `v2v`, boot the result.
+"""`make demo`: the whole system on one machine — p2v → ssh → v2v → a booted converted guest.
 
-The demo guest is the debian12-physical fixture: a Debian 12 install that looks like a physical
-server (device names in fstab/GRUB, no virtio drivers, open-vm-tools).  The demo converts it with
-``v2v -i disk … -o local``, then boots the converted disk under qemu on virtio-blk and shows
-whether it reached a login prompt with its network up.
+1. The demo guest is the debian12-physical fixture (built once, then cached): a Debian 12 install
+   that looks like a physical server (device names in fstab/GRUB, no virtio drivers,
+   open-vm-tools).
+2. A private sshd on 127.0.0.1 plays the conversion server; on its PATH, `virt-v2v` is our `v2v`.
+3. `p2v` runs non-interactively with the demo image standing in for the physical disk: it serves
+   the disk read-only over NBD through an `ssh -R` tunnel and drives the remote conversion.
+4. The converted disk boots under qemu on virtio-blk; the summary says whether it reached a login
+   prompt with its network up, and that the source image was not modified.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-from . import accel, bootcheck, log
+from lxml import etree
+
+from . import accel, bootcheck, log, loopback
 from .fixtures import ensure_image
 
-OUT = os.environ.get("PYV2V_DEMO_DIR", "/var/tmp/pyv2v-demo")
+OUT = Path(os.environ.get("PYV2V_DEMO_DIR", "/var/tmp/pyv2v-demo"))
+NAME = "p2vdemo"
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def p2v_argv(srv: loopback.Server, disk: Path, outdir: Path, name: str = NAME) -> list[str]:
+    """A non-interactive p2v run against the loopback server (host key pinned)."""
+    return [str(Path(sys.executable).with_name("p2v")), "--server", srv.host, "--port",
+            str(srv.port), "--username", "root", "--identity", f"file://{srv.user_key}",
+            "--hostkey", srv.fingerprint, "--name", name, "--disk", str(disk), "-o", "local",
+            "--os", str(outdir), "--cores", "1", "--memory", "1G"]
+
+
+def start_server(bindir: Path) -> loopback.Server:
+    env = {"LIBGUESTFS_BACKEND": "direct", **accel.libguestfs_env()}
+    return loopback.start(path=[str(loopback.v2v_bin_dir(bindir))] + loopback.DEFAULT_PATH,
+                          env=env)
+
+
+def first_mac(xml: Path) -> str:
+    mac = etree.parse(str(xml)).getroot().find("./devices/interface/mac")
+    return mac.get("address", bootcheck.DEFAULT_MAC) if mac is not None else bootcheck.DEFAULT_MAC
 
 
 def main() -> int:
     log.configure(prog="demo")
     a = accel.detect()
     log.info(f"accelerator: {a.name} ({a.reason})")
-    log.info("preparing the demo guest (built once, then cached) …")
+    log.info("step 1/4: the demo 'physical' machine's disk (built once, then cached) …")
     image = ensure_image("debian12-physical")
-    log.info(f"demo guest: {image}")
+    before = sha256(image)
+    log.info(f"  {image}")
     shutil.rmtree(OUT, ignore_errors=True)
-    os.makedirs(OUT)
-    v2v = os.path.join(os.path.dirname(sys.executable), "v2v")
-    argv = [v2v, "-i", "disk", str(image), "-on", "demo", "-o", "local", "-os", OUT]
-    log.info("$ " + " ".join(argv))
-    start = time.monotonic()
-    rc = subprocess.call(argv)
-    took = time.monotonic() - start
+    OUT.mkdir(parents=True)
+    log.info("step 2/4: a private conversion server (sshd on 127.0.0.1, virt-v2v = our v2v)")
+    srv = start_server(OUT / "server-bin")
+    try:
+        log.info(f"  ssh root@{srv.host} -p {srv.port}, host key {srv.fingerprint}")
+        argv = p2v_argv(srv, image, OUT)
+        log.info("step 3/4: $ " + " ".join(argv))
+        start = time.monotonic()
+        rc = subprocess.call(argv)
+        took = time.monotonic() - start
+    finally:
+        srv.stop()
+        shutil.rmtree(OUT / "server-bin", ignore_errors=True)
     if rc != 0:
-        log.error(f"conversion failed (exit {rc})")
+        log.error(f"p2v failed (exit {rc})")
         return rc
-    for name in sorted(os.listdir(OUT)):
-        p = os.path.join(OUT, name)
-        st = os.stat(p)
-        log.info(f"  {p}: {st.st_size / 1024**3:.2f} GiB virtual, "
-                 f"{st.st_blocks * 512 / 1024**2:.0f} MiB allocated")
-    log.info("booting the converted guest on virtio-blk (qemu, serial console) …")
-    res = bootcheck.boot(os.path.join(OUT, "demo-sda"), bus="virtio-blk",
-                         nic_model="virtio-net-pci", mac=_first_mac(), timeout=300)
-    log.info(f"boot: {res.outcome} after {res.seconds:.0f} s; network marker: "
-             f"{res.markers[-1] if res.markers else 'none'}")
-    log.info(f"console log: {res.console_log}")
-    ok = res.outcome == "login" and res.net_up
-    log.info(f"summary: conversion {took:.0f} s, converted guest "
-             f"{'boots on virtio with its network up' if ok else 'did NOT boot correctly'}")
+    disk, xml = OUT / f"{NAME}-sda", OUT / f"{NAME}.xml"
+    st = disk.stat()
+    log.info(f"  {disk}: {st.st_size / 1024**3:.1f} GiB virtual, "
+             f"{st.st_blocks * 512 / 1024**2:.0f} MiB written; {xml}")
+    log.info("step 4/4: booting the converted guest on virtio-blk (qemu, serial console) …")
+    res = bootcheck.boot(disk, bus="virtio-blk", nic_model="virtio-net-pci", mac=first_mac(xml),
+                         timeout=600, console_log=OUT / "console.log")
+    unchanged = sha256(image) == before
+    ok = res.outcome == "login" and res.net_up and unchanged
+    log.info("")
+    log.info("summary")
+    log.info(f"  p2v → v2v conversion:  {took:.0f} s, exit {rc}")
+    log.info(f"  boot on virtio:        {res.outcome} after {res.seconds:.0f} s "
+             f"(console log {res.console_log})")
+    log.info(f"  network in the guest:  {res.markers[-1] if res.markers else 'no marker'}")
+    log.info(f"  source disk unchanged: {'yes' if unchanged else 'NO'} (sha256)")
+    log.info(f"  result: {'OK' if ok else 'FAILED'}")
     return 0 if ok else 1
-
-
-def _first_mac() -> str:
-    from lxml import etree
-
-    root = etree.parse(os.path.join(OUT, "demo.xml")).getroot()
-    mac = root.find("./devices/interface/mac")
-    return mac.get("address") if mac is not None else "52:54:00:12:34:56"
 
 
 if __name__ == "__main__":

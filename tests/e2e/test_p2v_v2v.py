@@ -1,0 +1,93 @@
+"""End to end: our p2v (debian12-physical as the 'physical' disk) → loopback sshd → our v2v,
+then the converted guest boots on virtio with its network up.  The same path as `make demo`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from v2v_fixtures import sha256
+
+from pyv2v import bootcheck, demo
+
+pytestmark = [pytest.mark.slow]
+
+SECTION4 = ["name", "physical.xml", "virt-v2v-wrapper.sh", "status", "environment", "time",
+            "v2v-version", "virt-v2v-conversion-log.txt", "dmesg", "lscpu", "p2v-version"]
+
+
+@dataclass
+class P2VRun:
+    rc: int
+    stdout: str
+    stderr: str
+    seconds: float
+    outdir: Path
+    sha_before: str
+    sha_after: str
+    remote: dict[str, str] = field(default_factory=dict)
+    wrapper_mode: int = 0
+
+
+@pytest.fixture(scope="module")
+def p2v_run(debian12_physical: Path, tmp_path_factory: pytest.TempPathFactory
+            ) -> Iterator[P2VRun]:
+    out = tmp_path_factory.mktemp("p2v-out")
+    before = sha256(debian12_physical)
+    srv = demo.start_server(tmp_path_factory.mktemp("p2v-bin"))
+    try:
+        start = time.monotonic()
+        res = subprocess.run(demo.p2v_argv(srv, debian12_physical, out, "p2vtest"),
+                             capture_output=True, text=True, timeout=1800)
+        took = time.monotonic() - start
+        print(f"\np2v: rc={res.returncode} in {took:.0f} s\n{res.stdout}\n{res.stderr[-3000:]}")
+        run = P2VRun(res.returncode, res.stdout, res.stderr, took, out, before,
+                     sha256(debian12_physical))
+        rdirs = [ln.split()[-1] for ln in res.stdout.splitlines()
+                 if "remote log directory:" in ln]
+        if rdirs and os.path.isdir(rdirs[-1]):
+            rdir = Path(rdirs[-1])
+            run.remote = {p.name: p.read_text(errors="replace") for p in rdir.iterdir()
+                          if p.is_file()}
+            run.wrapper_mode = (rdir / "virt-v2v-wrapper.sh").stat().st_mode & 0o777
+        yield run
+    finally:
+        srv.stop()
+
+
+def test_p2v_conversion_succeeds_with_live_stage_lines(p2v_run: P2VRun) -> None:
+    assert p2v_run.rc == 0, p2v_run.stderr[-2000:]
+    for stage in ("Pulling source disk 1/1 from nbd://localhost:", "Inspecting the source",
+                  "Converting Debian", "Copying disk 1/1", "Finishing off"):
+        assert stage in p2v_run.stdout, stage
+    assert "\x1b[" not in p2v_run.stdout  # no colours when not on a terminal
+
+
+def test_source_disk_never_written(p2v_run: P2VRun) -> None:
+    assert p2v_run.sha_before == p2v_run.sha_after
+
+
+def test_remote_work_dir_has_every_protocol_file(p2v_run: P2VRun) -> None:
+    missing = [f for f in SECTION4 if f not in p2v_run.remote]
+    assert not missing, f"missing in the remote dir: {missing}"
+    r = p2v_run.remote
+    assert r["status"].strip() == "0" and r["name"].strip() == "p2vtest"
+    assert "pyv2v" in r["v2v-version"] and p2v_run.wrapper_mode == 0o755
+    assert "<domain" in r["physical.xml"] and 'protocol="nbd"' in r["physical.xml"]
+    assert "Copying disk 1/1" in r["virt-v2v-conversion-log.txt"]
+
+
+@pytest.mark.boot
+def test_converted_machine_boots_on_virtio_with_network(p2v_run: P2VRun, tmp_path: Path) -> None:
+    disk, xml = p2v_run.outdir / "p2vtest-sda", p2v_run.outdir / "p2vtest.xml"
+    subprocess.run(["virt-xml-validate", str(xml), "domain"], check=True)
+    res = bootcheck.boot(disk, bus="virtio-blk", nic_model="virtio-net-pci",
+                         mac=demo.first_mac(xml), timeout=600,
+                         console_log=tmp_path / "console.log")
+    assert res.outcome == "login", f"see {res.console_log}"
+    assert res.net_up and "eth0" in res.up_interfaces, res.markers
