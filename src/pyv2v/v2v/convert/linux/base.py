@@ -11,6 +11,7 @@ and `build_initramfs`).
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from typing import ClassVar
 
 from .... import log
@@ -40,7 +41,7 @@ GUEST_AGENT = "qemu-guest-agent"
 SELINUX_CONFIG = "/etc/selinux/config"
 
 
-class LinuxConverter:
+class LinuxConverter(ABC):
     """Converts one Linux guest; subclasses are the families (see linux/__init__.py)."""
 
     family: ClassVar[str] = "linux"
@@ -134,9 +135,10 @@ class LinuxConverter:
 
     # Family hooks -----------------------------------------------------------------------
 
+    @abstractmethod
     def build_initramfs(self, guest: Guest, kernel: Kernel, initrd: str,
                         drivers: list[str]) -> None:
-        raise NotImplementedError
+        """Rebuild `initrd` for `kernel` with `drivers`, using the guest's own tool."""
 
     def uninstaller_env(self, inspect: Inspect) -> dict[str, str]:
         """Extra environment for vendor tool uninstallers."""
