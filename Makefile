@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 APT_PACKAGES := libguestfs-tools python3-guestfs python3-libnbd python3-hivex python3-libvirt \
   nbdkit libnbd-bin qemu-utils qemu-system-x86 ovmf openssh-client openssh-server debootstrap \
   parted fdisk dosfstools e2fsprogs libvirt-clients linux-image-amd64 xz-utils tmux \
-  python3-venv python3-dev libxml2-utils virt-v2v sudo lvm2
+  python3-venv python3-dev libxml2-utils virt-v2v sudo lvm2 virt-p2v libgtk-3-0
 export LIBGUESTFS_BACKEND ?= direct
 export PYV2V_FIXTURE_CACHE ?= /var/cache/pyv2v/fixtures
 
