@@ -7,7 +7,6 @@ source's sha256 before and after.
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 import time
 from dataclasses import dataclass
@@ -16,13 +15,7 @@ from pathlib import Path
 import pytest
 from v2v_helpers import run_v2v
 
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
+from pyv2v.fixtures.builder import sha256_file as sha256
 
 
 def used_bytes(image: Path) -> int:

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -24,17 +23,10 @@ from lxml import etree
 
 from . import accel, bootcheck, log, loopback
 from .fixtures import ensure_image
+from .fixtures.builder import sha256_file as sha256
 
 OUT = Path(os.environ.get("PYV2V_DEMO_DIR", "/var/tmp/pyv2v-demo"))
 NAME = "p2vdemo"
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def p2v_argv(srv: loopback.Server, disk: Path, outdir: Path, name: str = NAME) -> list[str]:

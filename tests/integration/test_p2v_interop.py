@@ -7,7 +7,6 @@ conversion per session (minutes under TCG), several tests looking at it.
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 import time
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 from p2v_fixtures import Sshd, p2v_children
 
+from pyv2v.fixtures.builder import sha256_file as sha256
 from pyv2v.p2v.conversion import Conversion
 from pyv2v.p2v.events import Event, Finished, HostKey, RemoteLine, ServerInfoEvent
 
@@ -23,14 +23,6 @@ pytestmark = pytest.mark.slow
 
 REMOTE_FILES = ("time", "name", "physical.xml", "virt-v2v-wrapper.sh", "status", "environment",
                 "v2v-version", "virt-v2v-conversion-log.txt", "dmesg", "lscpu", "p2v-version")
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass
