@@ -34,7 +34,7 @@ lint: venv
 	  src/pyv2v/nbd.py src/pyv2v/ssh.py src/pyv2v/libvirt_xml
 
 test: setup lint
-	$(VENV)/bin/pytest -v --timeout=1800 tests
+	$(VENV)/bin/pytest -v --timeout=1800 --durations=30 tests
 
 unit: venv
 	$(VENV)/bin/pytest -q tests/unit
