@@ -9,9 +9,8 @@ Both pairs convert the debian12-physical fixture, standing in for the physical d
 Printed as ratios (pyv2v / reference): wall time of the client, bytes through the tunnel
 (what the client's nbdkit read from the source: rchar in /proc/PID/io of every nbdkit below the
 client, sampled until it exits) and bytes written to the output dir.  Each pair runs once; a
-failure prints a line and the bench goes on.  The stock client logs in with a login shell
-(/etc/profile resets PATH), so the server sessions get a HOME whose .bash_profile sets PATH; its
-ssh/scp get our known_hosts with the pinned host key first (it passes StrictHostKeyChecking=no).
+failure prints a line and the bench goes on.  The stock client's ssh/scp get our known_hosts
+with the pinned host key first (it passes StrictHostKeyChecking=no).
 """
 
 from __future__ import annotations
@@ -101,19 +100,8 @@ def run_client(argv: list[str], outdir: Path, log: Path, env: dict[str, str] | N
                   "\n".join(lines[-8:]))
 
 
-def server_env(home: Path, path: list[str]) -> dict[str, str]:
-    """Session env: libguestfs for this machine, and a HOME that keeps PATH in login shells."""
-    home.mkdir()
-    (home / ".bash_profile").write_text(f"PATH={':'.join(path)}\nexport PATH\n")
-    env = {"LIBGUESTFS_BACKEND": "direct", "HOME": str(home)}
-    if os.environ.get("LIBGUESTFS_BACKEND_SETTINGS"):  # libguestfs_env() adds only what lacks
-        env["LIBGUESTFS_BACKEND_SETTINGS"] = os.environ["LIBGUESTFS_BACKEND_SETTINGS"]
-    return {**env, **accel.libguestfs_env()}
-
-
 def ours(image: Path, work: Path) -> Result:
-    path = [str(loopback.v2v_bin_dir(work / "server-bin"))] + loopback.DEFAULT_PATH
-    srv = loopback.start(path=path, env=server_env(work / "home", path))
+    srv = loopback.start_conversion_server(work / "server-bin")
     try:
         out = work / "out"
         out.mkdir()
@@ -144,8 +132,7 @@ def stock_client_bin(work: Path, known_hosts: Path) -> Path:
 def reference(image: Path, work: Path) -> Result:
     if not STOCK_XZ.exists():
         raise RuntimeError("Debian's virt-p2v is not installed (apt-get install virt-p2v)")
-    path = list(loopback.DEFAULT_PATH)
-    srv = loopback.start(path=path, env=server_env(work / "home", path))
+    srv = loopback.start(env={"LIBGUESTFS_BACKEND": "direct", **accel.libguestfs_env()})
     old_ids = set(Path("/tmp").glob("id.*"))
     try:
         known_hosts = work / "known_hosts"

@@ -121,13 +121,18 @@ def qemu_args(accel: Accel | None = None) -> list[str]:
 
 
 def libguestfs_env(accel: Accel | None = None) -> dict[str, str]:
-    """Environment for libguestfs so the appliance uses the working accelerator."""
+    """Environment for libguestfs so the appliance uses the working accelerator.
+
+    The full value is returned (merged with any settings already in this environment), so it
+    can be handed to other processes, e.g. an sshd's sessions, as it is.
+    """
     a = accel or detect()
     env: dict[str, str] = {}
     if a.name == "tcg":
-        current = os.environ.get("LIBGUESTFS_BACKEND_SETTINGS", "")
-        if "force_tcg" not in current.split(":"):
-            env["LIBGUESTFS_BACKEND_SETTINGS"] = ":".join(p for p in (current, "force_tcg") if p)
+        current = [p for p in os.environ.get("LIBGUESTFS_BACKEND_SETTINGS", "").split(":") if p]
+        if "force_tcg" not in current:
+            current.append("force_tcg")
+        env["LIBGUESTFS_BACKEND_SETTINGS"] = ":".join(current)
     return env
 
 

@@ -37,12 +37,6 @@ def p2v_argv(srv: loopback.Server, disk: Path, outdir: Path, name: str = NAME) -
             "--os", str(outdir), "--cores", "1", "--memory", "1G"]
 
 
-def start_server(bindir: Path) -> loopback.Server:
-    env = {"LIBGUESTFS_BACKEND": "direct", **accel.libguestfs_env()}
-    return loopback.start(path=[str(loopback.v2v_bin_dir(bindir))] + loopback.DEFAULT_PATH,
-                          env=env)
-
-
 def first_mac(xml: Path) -> str:
     mac = etree.parse(str(xml)).getroot().find("./devices/interface/mac")
     return mac.get("address", bootcheck.DEFAULT_MAC) if mac is not None else bootcheck.DEFAULT_MAC
@@ -59,7 +53,7 @@ def main() -> int:
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir(parents=True)
     log.info("step 2/4: a private conversion server (sshd on 127.0.0.1, virt-v2v = our v2v)")
-    srv = start_server(OUT / "server-bin")
+    srv = loopback.start_conversion_server(OUT / "server-bin")
     try:
         log.info(f"  ssh root@{srv.host} -p {srv.port}, host key {srv.fingerprint}")
         argv = p2v_argv(srv, image, OUT)

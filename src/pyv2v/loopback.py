@@ -2,9 +2,12 @@
 
 `start(path=…, env=…)` runs `/usr/sbin/sshd -D` on a free loopback port with its own host key,
 a user key for root, the sftp subsystem, TCP forwarding (for p2v's `ssh -R` data connections)
-and the given PATH/environment for its sessions (e.g. a directory where `virt-v2v` is our `v2v`,
-and the libguestfs accelerator settings).  `stop()` ends it and removes its directory and the
-remote work dirs its sessions made.  The sshd is spawned through process.py (no orphans).
+and the given PATH/environment for its sessions — login shells included: the sessions get a
+HOME of their own whose .bash_profile restores that PATH after /etc/profile resets it (the stock
+virt-p2v runs virt-v2v from a login shell).  `start_conversion_server(bindir)` is the usual
+set-up: `virt-v2v` on the PATH is our `v2v`, libguestfs uses this host's working accelerator.
+`Server.stop()` ends it and removes its directory and the remote work dirs its sessions made.
+The sshd is spawned through process.py (no orphans).
 """
 
 from __future__ import annotations
@@ -83,7 +86,11 @@ def start(*, path: list[str] | None = None, env: dict[str, str] | None = None) -
     host_key = keygen(d / "host_key")
     user_key = d / "user_key"
     (d / "authorized_keys").write_text(" ".join(keygen(user_key)) + "\n")
-    setenv = {"PATH": ":".join(path or DEFAULT_PATH), "LC_ALL": "C", "PYV2V_LOOPBACK": str(d),
+    search = ":".join(path or DEFAULT_PATH)
+    home = d / "home"
+    home.mkdir(mode=0o755)
+    (home / ".bash_profile").write_text(f"PATH={search}\nexport PATH\n")
+    setenv = {"PATH": search, "LC_ALL": "C", "PYV2V_LOOPBACK": str(d), "HOME": str(home),
               **(env or {})}
     port = free_port()
     (d / "sshd_config").write_text(f"""ListenAddress 127.0.0.1
@@ -113,6 +120,14 @@ SetEnv {' '.join(f'{k}={v}' for k, v in setenv.items())}
         child.terminate()
         raise
     return Server("127.0.0.1", port, d, user_key, host_key, child, log)
+
+
+def start_conversion_server(bindir: Path) -> Server:
+    """A loopback server whose `virt-v2v` is our `v2v`, with libguestfs set up for this host."""
+    from . import accel
+
+    env = {"LIBGUESTFS_BACKEND": "direct", **accel.libguestfs_env()}
+    return start(path=[str(v2v_bin_dir(bindir))] + DEFAULT_PATH, env=env)
 
 
 def v2v_bin_dir(base: Path) -> Path:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from v2v_fixtures import sha256
 
-from pyv2v import bootcheck, demo
+from pyv2v import bootcheck, demo, loopback
 
 pytestmark = [pytest.mark.slow]
 
@@ -39,7 +39,7 @@ def p2v_run(debian12_physical: Path, tmp_path_factory: pytest.TempPathFactory
             ) -> Iterator[P2VRun]:
     out = tmp_path_factory.mktemp("p2v-out")
     before = sha256(debian12_physical)
-    srv = demo.start_server(tmp_path_factory.mktemp("p2v-bin"))
+    srv = loopback.start_conversion_server(tmp_path_factory.mktemp("p2v-bin"))
     try:
         start = time.monotonic()
         res = subprocess.run(demo.p2v_argv(srv, debian12_physical, out, "p2vtest"),

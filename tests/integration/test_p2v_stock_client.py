@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 from p2v_fixtures import start_sshd, stop_sshd
 
-from pyv2v import loopback
+from pyv2v import accel, loopback
 
 pytestmark = pytest.mark.slow
 
@@ -73,13 +73,6 @@ def ssh_wrappers(d: Path, known_hosts: Path) -> Path:
                               " -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes"
                               ' -o UpdateHostKeys=no "$@"\n')
         (d / prog).chmod(0o755)
-    return d
-
-
-def login_home(d: Path, path: list[str]) -> Path:
-    """A HOME for the server's sessions: the login shell's .bash_profile restores our PATH."""
-    d.mkdir()
-    (d / ".bash_profile").write_text(f"PATH={':'.join(path)}\nexport PATH\n")
     return d
 
 
@@ -134,9 +127,7 @@ def stock_client(debian12_physical: Path,
     exe = stock_virt_p2v(tmp)
     server_bin = loopback.v2v_bin_dir(tmp / "server-bin")
     path = [str(server_bin)] + loopback.DEFAULT_PATH
-    env = {"LIBGUESTFS_BACKEND": "direct", "HOME": str(login_home(tmp / "home", path))}
-    if os.environ.get("LIBGUESTFS_BACKEND_SETTINGS"):  # conftest applied the accelerator
-        env["LIBGUESTFS_BACKEND_SETTINGS"] = os.environ["LIBGUESTFS_BACKEND_SETTINGS"]
+    env = {"LIBGUESTFS_BACKEND": "direct", **accel.libguestfs_env()}
     sshd = start_sshd(fake_version=None, path=path, env=env)
     old_ids = set(Path("/tmp").glob("id.*"))
     try:
