@@ -93,6 +93,15 @@ def error(text: str) -> None:
     sys.stderr.flush()
 
 
+def internal_error(e: BaseException) -> None:
+    """A bug reached an entry point: one line for the user, the traceback only with -v."""
+    import traceback
+
+    debug(traceback.format_exc())
+    error(f"internal error: {type(e).__name__}: {e} (run with -v for the traceback; "
+          "please report this as a pyv2v bug)")
+
+
 def debug(text: str) -> None:
     if _state["verbose"]:
         sys.stderr.write(f"[{elapsed():6.1f}] {text}\n")

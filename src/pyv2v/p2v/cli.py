@@ -17,7 +17,6 @@ import secrets
 import signal
 import string
 import sys
-import traceback
 from types import FrameType
 
 from .. import __version__, log, process
@@ -217,9 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("interrupted")
         return 130
     except Exception as e:  # noqa: BLE001 - a bug: still one line, traceback with -v
-        log.debug(traceback.format_exc())
-        log.error(f"internal error: {type(e).__name__}: {e} (please report it; -v shows "
-                  "the traceback)")
+        log.internal_error(e)
         return 70
     finally:
         process.cleanup_all()

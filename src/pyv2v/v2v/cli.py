@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import traceback
 from typing import NoReturn
 
 from .. import __version__, log, process
@@ -159,9 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             log.error(f"cancelled by {process.cancelled()}: conversion stopped, "
                       "nothing was written")
             return Cancelled.exit_code
-        log.debug(traceback.format_exc())
-        log.error(f"internal error: {type(e).__name__}: {e} (run with -v for details; "
-                  "please report this as a pyv2v bug)")
+        log.internal_error(e)
         return 1
     finally:
         process.cleanup_all()
