@@ -6,16 +6,17 @@ from pathlib import Path
 
 import pytest
 
+from pyv2v.devnames import drive_index, drive_letters
 from pyv2v.errors import V2VError
 from pyv2v.v2v.convert.guest import FakeGuest
 from pyv2v.v2v.convert.linux.bootconfig import check_device_names, rewrite_device_names
-from pyv2v.v2v.convert.linux.devices import DeviceMapper, drive_index, drive_name
+from pyv2v.v2v.convert.linux.devices import DeviceMapper
 
 
 @pytest.mark.parametrize("index,name", [(0, "a"), (1, "b"), (25, "z"), (26, "aa"), (27, "ab"),
                                         (51, "az"), (52, "ba"), (701, "zz"), (702, "aaa")])
 def test_drive_names_round_trip(index: int, name: str) -> None:
-    assert drive_name(index) == name
+    assert drive_letters(index) == name
     assert drive_index(name) == index
 
 

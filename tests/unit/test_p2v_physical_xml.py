@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from pyv2v import __version__
+from pyv2v import __version__, devnames
 from pyv2v.p2v import physical_xml
 from pyv2v.p2v.config import Config
 
@@ -67,7 +67,7 @@ def test_invariants() -> None:
 
 @pytest.mark.parametrize("i,name", [(0, "a"), (25, "z"), (26, "aa"), (701, "zz"), (702, "aaa")])
 def test_drive_names(i: int, name: str) -> None:
-    assert physical_xml.drive_name(i) == name
+    assert devnames.drive_letters(i) == name
 
 
 def test_network_map() -> None:

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from lxml import etree
 
 from .. import __version__ as VERSION
+from .. import devnames
 from .config import Config
 
 NOTE = """ NOTE!
@@ -29,19 +30,9 @@ NOTE = """ NOTE!
   TL;DR: Don't try to load this XML into libvirt. """
 
 
-def drive_name(index: int) -> str:
-    """0 → a, 25 → z, 26 → aa (the libguestfs drive naming)."""
-    name = ""
-    index += 1
-    while index > 0:
-        index, rem = divmod(index - 1, 26)
-        name = chr(ord("a") + rem) + name
-    return name
-
-
 def target_dev(disk: str, index: int) -> str:
     if disk.startswith("/") or len(disk) > 63:
-        return "sd" + drive_name(index)
+        return devnames.target_dev("sata", index)
     return disk
 
 

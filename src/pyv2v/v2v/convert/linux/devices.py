@@ -18,9 +18,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ....devnames import BUS_PREFIX, drive_index, drive_letters
 from ....errors import V2VError
 
-TARGET_PREFIX = {"virtio-blk": "vd", "virtio-scsi": "sd"}
+TARGET_BUSES = ("virtio-blk", "virtio-scsi")  # the buses a converted Linux guest boots from
 
 DEVICE_RE = re.compile(
     r"(?<![\w/.-])/dev/(?:"
@@ -29,26 +30,6 @@ DEVICE_RE = re.compile(
     r"|nvme(?P<nc>\d+)n(?P<nn>\d+)(?:p(?P<np>\d+))?"
     r")(?![\w])"
 )
-
-
-def drive_name(index: int) -> str:
-    """0 → "a", 25 → "z", 26 → "aa" (the kernel's sd/vd naming)."""
-    if index < 0:
-        raise ValueError(index)
-    name = ""
-    index += 1
-    while index:
-        index, rem = divmod(index - 1, 26)
-        name = chr(ord("a") + rem) + name
-    return name
-
-
-def drive_index(letters: str) -> int:
-    """The inverse of `drive_name`."""
-    n = 0
-    for c in letters:
-        n = n * 26 + (ord(c) - ord("a") + 1)
-    return n - 1
 
 
 @dataclass(frozen=True)
@@ -74,14 +55,14 @@ class DeviceMapper:
     """Rewrites source device names to target names for one target block bus."""
 
     def __init__(self, block_bus: str) -> None:
-        if block_bus not in TARGET_PREFIX:
+        if block_bus not in TARGET_BUSES:
             raise V2VError(f"unsupported target block bus for Linux guests: {block_bus}")
-        self.prefix = TARGET_PREFIX[block_bus]
+        self.prefix = BUS_PREFIX[block_bus]
         self.seen: dict[str, str] = {}   # every rewrite made, old → new (for the log)
         self.schemes: set[str] = set()
 
     def target_name(self, dev: SourceDevice) -> str:
-        return f"/dev/{self.prefix}{drive_name(dev.index)}{dev.partition}"
+        return f"/dev/{self.prefix}{drive_letters(dev.index)}{dev.partition}"
 
     def rewrite(self, text: str) -> str:
         def sub(m: re.Match[str]) -> str:
