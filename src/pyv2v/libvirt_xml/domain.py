@@ -1,42 +1,84 @@
-"""The libvirt `<domain>` elements pyv2v reads (inputs) and writes (outputs), declared once."""
+"""The libvirt `<domain>` pyv2v reads (inputs) and writes (outputs, p2v's physical.xml).
+
+Top-level parts are sub-objects: ``dom.cpu`` (vendor, model, topology), ``dom.os`` (type, arch,
+machine, firmware, loader, nvram), ``dom.clock``, ``dom.features`` and ``dom.devices`` (see
+devices.py).  Device classes are re-exported here for readers of one import.
+"""
 
 from __future__ import annotations
 
-from lxml import etree
+from .devices import (
+    ConsoleXML,
+    ControllerXML,
+    DevicesXML,
+    DiskXML,
+    GraphicsXML,
+    InputXML,
+    InterfaceXML,
+    MemballoonXML,
+    RngXML,
+    SerialXML,
+    VideoXML,
+)
+from .model import XMLChild, XMLFlag, XMLObject, XMLProperty
 
-from .model import XMLChildren, XMLObject, XMLProperty
+__all__ = ["ClockXML", "ConsoleXML", "ControllerXML", "CPUXML", "DevicesXML", "DiskXML",
+           "DomainXML", "FeaturesXML", "GraphicsXML", "InputXML", "InterfaceXML",
+           "MemballoonXML", "OSXML", "RngXML", "SerialXML", "VideoXML"]
 
 UNITS = {"b": 1, "bytes": 1, "k": 1024, "kib": 1024, "kb": 1000, "m": 1024**2, "mib": 1024**2,
          "mb": 1000**2, "g": 1024**3, "gib": 1024**3, "gb": 1000**3, "t": 1024**4,
          "tib": 1024**4, "tb": 1000**4}
 
 
-class DiskXML(XMLObject):
-    TAG = "disk"
-    type = XMLProperty("./@type")
-    device = XMLProperty("./@device", default="disk")
-    driver_name = XMLProperty("./driver/@name")
-    driver_type = XMLProperty("./driver/@type")
-    source_file = XMLProperty("./source/@file")
-    source_dev = XMLProperty("./source/@dev")
-    source_protocol = XMLProperty("./source/@protocol")
-    source_name = XMLProperty("./source/@name")
-    host_name = XMLProperty("./source/host/@name")
-    host_port = XMLProperty("./source/host/@port", int)
-    host_transport = XMLProperty("./source/host/@transport")
-    host_socket = XMLProperty("./source/host/@socket")
-    target_dev = XMLProperty("./target/@dev")
-    target_bus = XMLProperty("./target/@bus")
+class CPUXML(XMLObject):
+    TAG = "cpu"
+    match = XMLProperty("./@match")
+    mode = XMLProperty("./@mode")
+    vendor = XMLProperty("./vendor")
+    model = XMLProperty("./model")
+    model_fallback = XMLProperty("./model/@fallback")
+    sockets = XMLProperty("./topology/@sockets", int)
+    cores = XMLProperty("./topology/@cores", int)
+    threads = XMLProperty("./topology/@threads", int)
+
+    def set_topology(self, sockets: int, cores: int, threads: int) -> None:
+        self.sockets, self.cores, self.threads = sockets, cores, threads
 
 
-class InterfaceXML(XMLObject):
-    TAG = "interface"
-    type = XMLProperty("./@type")
-    source_network = XMLProperty("./source/@network")
-    source_bridge = XMLProperty("./source/@bridge")
-    mac = XMLProperty("./mac/@address")
-    model = XMLProperty("./model/@type")
-    target_dev = XMLProperty("./target/@dev")
+class OSXML(XMLObject):
+    TAG = "os"
+    firmware = XMLProperty("./@firmware")  # "efi" | "bios": libvirt's firmware autoselection
+    type = XMLProperty("./type", default="hvm")
+    arch = XMLProperty("./type/@arch")
+    machine = XMLProperty("./type/@machine")
+    loader = XMLProperty("./loader")
+    loader_type = XMLProperty("./loader/@type")
+    loader_readonly = XMLProperty("./loader/@readonly")
+    nvram = XMLProperty("./nvram")
+    nvram_template = XMLProperty("./nvram/@template")
+
+    def is_uefi(self) -> bool:
+        return self.firmware == "efi" or self.loader_type == "pflash"
+
+
+class ClockXML(XMLObject):
+    TAG = "clock"
+    offset = XMLProperty("./@offset")
+    basis = XMLProperty("./@basis")
+    adjustment = XMLProperty("./@adjustment", int)
+
+
+class FeaturesXML(XMLObject):
+    TAG = "features"
+    acpi = XMLFlag("./acpi")
+    apic = XMLFlag("./apic")
+    pae = XMLFlag("./pae")
+
+    def names(self) -> list[str]:
+        """Every feature element present, including ones not declared here (hyperv, vmport…)."""
+        el = self.lookup()
+        return [] if el is None else [str(c.tag) for c in el if isinstance(c.tag, str)]
 
 
 class DomainXML(XMLObject):
@@ -49,23 +91,19 @@ class DomainXML(XMLObject):
     current_memory = XMLProperty("./currentMemory", int)
     current_memory_unit = XMLProperty("./currentMemory/@unit", default="KiB")
     vcpu = XMLProperty("./vcpu", int, default=1)
-    cpu_match = XMLProperty("./cpu/@match")
-    cpu_mode = XMLProperty("./cpu/@mode")
-    cpu_vendor = XMLProperty("./cpu/vendor")
-    cpu_model = XMLProperty("./cpu/model")
-    cpu_sockets = XMLProperty("./cpu/topology/@sockets", int)
-    cpu_cores = XMLProperty("./cpu/topology/@cores", int)
-    cpu_threads = XMLProperty("./cpu/topology/@threads", int)
-    os_type = XMLProperty("./os/type", default="hvm")
-    os_arch = XMLProperty("./os/type/@arch")
-    os_machine = XMLProperty("./os/type/@machine")
-    os_firmware = XMLProperty("./os/@firmware")
-    loader = XMLProperty("./os/loader")
-    loader_type = XMLProperty("./os/loader/@type")
-    loader_readonly = XMLProperty("./os/loader/@readonly")
-    clock_offset = XMLProperty("./clock/@offset")
-    disks = XMLChildren("./devices/disk", DiskXML)
-    interfaces = XMLChildren("./devices/interface", InterfaceXML)
+    cpu = XMLChild("./cpu", CPUXML)
+    os = XMLChild("./os", OSXML)
+    clock = XMLChild("./clock", ClockXML)
+    features = XMLChild("./features", FeaturesXML)
+    on_poweroff = XMLProperty("./on_poweroff")
+    on_reboot = XMLProperty("./on_reboot")
+    on_crash = XMLProperty("./on_crash")
+    devices = XMLChild("./devices", DevicesXML)
+
+    def set_memory_kib(self, kib: int) -> None:
+        """`<memory>` and `<currentMemory>` in KiB."""
+        self.memory, self.memory_unit = kib, "KiB"
+        self.current_memory, self.current_memory_unit = kib, "KiB"
 
     def memory_bytes(self) -> int | None:
         val = self.memory
@@ -73,17 +111,3 @@ class DomainXML(XMLObject):
             return None
         unit = (self.memory_unit or "KiB").lower()
         return int(val) * UNITS.get(unit, 1024)
-
-    def features(self) -> list[str]:
-        feats = self.node.find("./features")
-        return [] if feats is None else [str(c.tag) for c in feats if isinstance(c.tag, str)]
-
-    def devices(self) -> etree._Element:
-        dev = self.node.find("./devices")
-        return dev if dev is not None else etree.SubElement(self.node, "devices")
-
-    def add_disk(self, **values: object) -> DiskXML:
-        return DiskXML(etree.SubElement(self.devices(), "disk"), **values)
-
-    def add_interface(self, **values: object) -> InterfaceXML:
-        return InterfaceXML(etree.SubElement(self.devices(), "interface"), **values)

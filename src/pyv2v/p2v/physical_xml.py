@@ -12,11 +12,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 
-from lxml import etree
-
 from .. import __version__ as VERSION
 from .. import devnames
+from ..libvirt_xml import to_document
+from ..libvirt_xml.domain import DiskXML, DomainXML, InterfaceXML
 from .config import Config
+
+FIRMWARE = {"bios": "bios", "uefi": "efi"}  # what the machine booted with → <os firmware=…>
 
 NOTE = """ NOTE!
 
@@ -47,19 +49,27 @@ def map_network(network_map: Sequence[str], interface: str) -> str:
     return "default"
 
 
-def _sub(parent: etree._Element, tag: str, text: str | None = None,
-         **attrs: str) -> etree._Element:
-    el = etree.SubElement(parent, tag, attrs)
-    if text is not None:
-        el.text = text
-    return el
+def _nbd_disk(dev: str, endpoint: int | str) -> DiskXML:
+    """An NBD network disk on the server: `endpoint` is a TCP port on localhost, or the path
+    of a Unix socket (``<host transport="unix" socket=…>``)."""
+    d = DiskXML(type="network", device="disk", driver_name="qemu", driver_type="raw",
+                source_protocol="nbd")
+    if isinstance(endpoint, str):
+        d.set(host_transport="unix", host_socket=endpoint)
+    else:
+        d.set(host_name="localhost", host_port=endpoint)
+    d.target_dev = dev
+    return d
 
 
-def build(cfg: Config, ports: Sequence[int], macs: Mapping[str, str] | None = None,
-          topology: tuple[int, int, int] | None = None, arch: str | None = None) -> bytes:
-    """The physical.xml document.  `ports`: server-side NBD port of each of `cfg.disks`.
+def build(cfg: Config, ports: Sequence[int | str], macs: Mapping[str, str] | None = None,
+          topology: tuple[int, int, int] | None = None, arch: str | None = None,
+          firmware: str | None = None) -> bytes:
+    """The physical.xml document.  `ports`: server-side NBD endpoint of each of `cfg.disks`
+    (a TCP port on localhost, or a Unix socket path).
 
-    `topology` is the physical (sockets, cores, threads), used when cfg.phys_topo is set.
+    `topology` is the physical (sockets, cores, threads), used when cfg.phys_topo is set;
+    `firmware` ("bios"/"uefi") is what the machine booted with, written when known.
     """
     if len(ports) != len(cfg.disks):
         raise ValueError("one NBD port per disk is required")
@@ -69,51 +79,30 @@ def build(cfg: Config, ports: Sequence[int], macs: Mapping[str, str] | None = No
         sockets, cores, threads = topology
     else:
         sockets, cores, threads = 1, max(1, cfg.cores), 1
-    memkb = str(cfg.memory // 1024)
 
-    dom = etree.Element("domain", type="physical")
-    _sub(dom, "name", cfg.guestname or "p2v")
-    _sub(dom, "memory", memkb, unit="KiB")
-    _sub(dom, "currentMemory", memkb, unit="KiB")
-    _sub(dom, "vcpu", str(sockets * cores * threads))
-    cpu = _sub(dom, "cpu", match="minimum")
-    if cfg.cpu_vendor:
-        _sub(cpu, "vendor", cfg.cpu_vendor)
+    dom = DomainXML(type="physical", name=cfg.guestname or "p2v")
+    dom.set_memory_kib(cfg.memory // 1024)
+    dom.vcpu = sockets * cores * threads
+    dom.cpu.set(match="minimum", vendor=cfg.cpu_vendor, model=cfg.cpu_model)
     if cfg.cpu_model:
-        _sub(cpu, "model", cfg.cpu_model, fallback="allow")
-    _sub(cpu, "topology", sockets=str(sockets), cores=str(cores), threads=str(threads))
+        dom.cpu.model_fallback = "allow"
+    dom.cpu.set_topology(sockets, cores, threads)
     if cfg.rtc_basis == "utc":
         if cfg.rtc_offset == 0:
-            _sub(dom, "clock", offset="utc")
+            dom.clock.offset = "utc"
         else:
-            _sub(dom, "clock", offset="variable", basis="utc", adjustment=str(cfg.rtc_offset))
+            dom.clock.set(offset="variable", basis="utc", adjustment=cfg.rtc_offset)
     elif cfg.rtc_basis == "localtime":
-        _sub(dom, "clock", offset="localtime")
-    os_el = _sub(dom, "os")
-    _sub(os_el, "type", "hvm", arch=arch)
-    features = _sub(dom, "features")
-    for name, on in (("acpi", cfg.acpi), ("apic", cfg.apic), ("pae", cfg.pae)):
-        if on:
-            _sub(features, name)
-    devices = _sub(dom, "devices")
+        dom.clock.offset = "localtime"
+    dom.os.set(firmware=FIRMWARE.get(firmware or ""), type="hvm", arch=arch)
+    dom.features.create().set(acpi=cfg.acpi, apic=cfg.apic, pae=cfg.pae)
+    devices = dom.devices.create()
     for i, (disk, port) in enumerate(zip(cfg.disks, ports, strict=True)):
-        d = _sub(devices, "disk", type="network", device="disk")
-        _sub(d, "driver", name="qemu", type="raw")
-        src = _sub(d, "source", protocol="nbd")
-        _sub(src, "host", name="localhost", port=str(port))
-        _sub(d, "target", dev=target_dev(disk, i))
+        devices.add(_nbd_disk(target_dev(disk, i), port))
     for dev in cfg.removable:
-        d = _sub(devices, "disk", type="network", device="cdrom")
-        _sub(d, "driver", name="qemu", type="raw")
-        _sub(d, "target", dev=dev)
+        devices.add(DiskXML(type="network", device="cdrom", driver_name="qemu",
+                            driver_type="raw", target_dev=dev))
     for nic in cfg.interfaces:
-        iface = _sub(devices, "interface", type="network")
-        _sub(iface, "source", network=map_network(cfg.network_map, nic))
-        _sub(iface, "target", dev=nic)
-        if nic in macs:
-            _sub(iface, "mac", address=macs[nic])
-
-    root = etree.ElementTree(dom)
-    dom.addprevious(etree.Comment(f" p2v (pyv2v) {VERSION} "))
-    dom.addprevious(etree.Comment(NOTE))
-    return etree.tostring(root, xml_declaration=True, encoding="utf-8", pretty_print=True)
+        devices.add(InterfaceXML(type="network", source_network=map_network(cfg.network_map, nic),
+                                 target_dev=nic, mac=macs.get(nic)))
+    return to_document(dom.node, [f" p2v (pyv2v) {VERSION} ", NOTE])

@@ -63,7 +63,7 @@ class LibvirtXMLInput(Input):
 
         disks: list[SourceDisk] = []
         removables: list[SourceRemovable] = []
-        for d in dom.disks:
+        for d in dom.devices.disks:
             if d.device in ("cdrom", "floppy"):
                 removables.append(SourceRemovable(kind=d.device, target_dev=d.target_dev))
                 continue
@@ -83,23 +83,24 @@ class LibvirtXMLInput(Input):
             raise V2VError(f"{path}: the domain has no disks (<disk device='disk'>)")
 
         nics = []
-        for n in dom.interfaces:
+        for n in dom.devices.interfaces:
             vtype = "bridge" if n.type == "bridge" else "network"
             vnet = (n.source_bridge if vtype == "bridge" else n.source_network) or "default"
             nics.append(SourceNic(mac=n.mac, vnet=vnet, vnet_type=vtype, model=n.model,
                                   source_dev=n.target_dev))
 
         firmware = "unknown"
-        if dom.os_firmware == "efi" or dom.loader_type == "pflash":
+        if dom.os.is_uefi():
             firmware = "uefi"
-        elif dom.loader is None and dom.os_firmware == "bios":
+        elif dom.os.firmware == "bios" or dom.os.loader_type == "rom":
             firmware = "bios"
         memory = dom.memory_bytes() or 1024**3
+        cpu = dom.cpu
         return Source(
             name=name, hypervisor=dom.type or "unknown", memory=memory,
             vcpus=dom.vcpu or 1, disks=tuple(disks), nics=tuple(nics),
             removables=tuple(removables),
-            cpu=SourceCpu(vendor=dom.cpu_vendor, model=dom.cpu_model, sockets=dom.cpu_sockets,
-                          cores=dom.cpu_cores, threads=dom.cpu_threads),
-            firmware=firmware, features=tuple(dom.features()), clock=dom.clock_offset,
+            cpu=SourceCpu(vendor=cpu.vendor, model=cpu.model, sockets=cpu.sockets,
+                          cores=cpu.cores, threads=cpu.threads),
+            firmware=firmware, features=tuple(dom.features.names()), clock=dom.clock.offset,
         )
