@@ -12,7 +12,8 @@ import sys
 import time
 
 _start = time.monotonic()
-_state = {"verbose": False, "quiet": False, "json": False, "prog": "v2v", "colours": False}
+_state = {"verbose": False, "quiet": False, "json": False, "prog": "v2v", "colours": False,
+          "trace": False}
 
 
 def configure(
@@ -22,16 +23,22 @@ def configure(
     quiet: bool | None = None,
     json_mode: bool | None = None,
     colours: bool | None = None,
+    trace: bool | None = None,
 ) -> None:
-    """Set output options (called once by an entry point)."""
+    """Set output options (called once by an entry point); `trace` is v2v's -x."""
     for key, val in (("prog", prog), ("verbose", verbose), ("quiet", quiet),
-                     ("json", json_mode), ("colours", colours)):
+                     ("json", json_mode), ("colours", colours), ("trace", trace)):
         if val is not None:
             _state[key] = val
 
 
 def verbose() -> bool:
     return bool(_state["verbose"])
+
+
+def trace() -> bool:
+    """-x: trace every libguestfs call (the appliance handle enables it)."""
+    return bool(_state["trace"])
 
 
 def colours() -> bool:

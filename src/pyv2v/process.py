@@ -195,7 +195,7 @@ def install_cancel_handlers(sigs: tuple[int, ...] = (signal.SIGINT, signal.SIGTE
     signal.set_wakeup_fd(w, warn_on_full_buffer=False)
 
     def handler(signum: int, frame: object) -> None:
-        raise Cancelled(f"cancelled by {signal.Signals(signum).name}")
+        raise Cancelled(f"cancelled by {signal.Signals(signum).name}", signum)
 
     for sig in sigs:
         signal.signal(sig, handler)

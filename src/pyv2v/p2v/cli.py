@@ -20,7 +20,14 @@ import sys
 from types import FrameType
 
 from .. import __version__, log, process
-from ..errors import Cancelled, V2VError
+from ..errors import (
+    EXIT_INTERNAL,
+    EXIT_STATUS_HELP,
+    EXIT_USAGE,
+    Cancelled,
+    V2VError,
+    exit_code_for_signal,
+)
 from . import config, hardware
 from .conversion import Conversion, run_hook
 from .events import (
@@ -59,12 +66,13 @@ examples:
 class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         log.error(f"{message} (try --help)")
-        sys.exit(2)
+        sys.exit(EXIT_USAGE)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="p2v", description="Convert this physical machine to run on KVM, "
-                       "using a virt-v2v conversion server reached over ssh.", epilog=EPILOG,
+                       "using a virt-v2v conversion server reached over ssh.",
+                       epilog=EPILOG + "\n" + EXIT_STATUS_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-V", "--version", action="store_true", help="print the version and exit")
     p.add_argument("-v", "--verbose", action="store_true", help="debug messages")
@@ -214,10 +222,10 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     except KeyboardInterrupt:
         log.error("interrupted")
-        return 130
+        return exit_code_for_signal(signal.SIGINT)
     except Exception as e:  # noqa: BLE001 - a bug: still one line, traceback with -v
         log.internal_error(e)
-        return 70
+        return EXIT_INTERNAL
     finally:
         process.cleanup_all()
 

@@ -32,6 +32,8 @@ class Appliance:
         g.set_smp(max(1, min(2, os.cpu_count() or 1)))
         if log.verbose():
             g.set_verbose(True)
+        if log.trace():  # -x: every libguestfs call and its result, on stderr
+            g.set_trace(True)
         g.set_network(False)
         for ov in overlays:
             g.add_drive_opts(ov, format="qcow2", readonly=False, cachemode="unsafe",

@@ -1,21 +1,33 @@
 """`v2v`: the virt-v2v compatible command line (also installable as `virt-v2v` for virt-p2v).
 
 Parses virt-v2v's options, answers `--version` / `--machine-readable` in the formats virt-p2v
-expects, refuses upstream options we do not support (never silently ignores them), builds a
-pipeline Plan, and is the only place (with p2v's cli) that turns V2VError into a one-line error.
+expects, refuses upstream options we do not support (never silently ignores them: -ic/-oc only
+where the chosen input/output class declares `accepts_conn`), builds a pipeline Plan, and is
+the only place (with p2v's cli) that turns exceptions into a one-line error and an exit status
+(the table is errors.py's, shared with p2v).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
+import signal
 import sys
 from typing import NoReturn
 
 from .. import __version__, log, process
-from ..errors import Cancelled, V2VError
+from ..errors import (
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_SIGNAL_BASE,
+    EXIT_STATUS_HELP,
+    Cancelled,
+    UsageError,
+    V2VError,
+    exit_code_for_signal,
+)
 from . import inputs, outputs, pipeline
-from .copy import parse_rate
 from .monitor import choose
 from .network import NetworkMap
 from .printsource import print_source
@@ -23,7 +35,7 @@ from .printsource import print_source
 REFERENCE_VERSION = "2.2.0"
 UNSUPPORTED = {
     "--in-place": 0, "-io": 1, "-ip": 1, "-op": 1, "-it": 1, "--key": 1,
-    "--bandwidth-file": 1, "--vddk-libdir": 1, "--vddk-thumbprint": 1, "--password-file": 1,
+    "--vddk-libdir": 1, "--vddk-thumbprint": 1, "--password-file": 1,
     "--vmtype": 1, "--no-copy": 0, "--debug-overlays": 0, "--print-estimate": 0,
 }
 
@@ -37,7 +49,22 @@ examples:
 
 Use as virt-p2v's conversion server: put `virt-v2v` on the server's PATH pointing at this
 program (`ln -s $(command -v v2v) /usr/local/bin/virt-v2v`).
-"""
+
+--bandwidth BPS limits how fast the input is read, in bits per second as in virt-v2v (k/M/G
+suffixes multiply by 1024, as nbdkit reads them: 10M = 10 Mibit/s).  Network inputs (the NBD
+disks of -i libvirtxml, i.e. a p2v client's disks) are read through nbdkit's rate filter, and
+--bandwidth-file FILE (same format, re-read while running; it may be created later) adjusts it.
+-i disk reads local files: there the limit applies to the disk copy (BPS/8 bytes/s) and
+--bandwidth-file is refused.  Local-file disks of -i libvirtxml are not limited.
+
+Disk images are untrusted: an image whose backing file, qcow2 data file or VMDK extent lies
+outside its own directory (symlinks resolved), or is a json:/protocol name, is refused unless
+--allow-external-files is given.  -ic/-oc are refused by modes that use no connection URI
+(-ic: {ic}; -oc: {oc}).
+
+""".format(ic=", ".join(n for n, c in inputs.INPUTS.items() if c.accepts_conn) or "none yet",
+           oc=", ".join(n for n, c in outputs.OUTPUTS.items() if c.accepts_conn) or "none yet"
+           ) + EXIT_STATUS_HELP
 
 FEATURES = ["virt-v2v", "pyv2v", "libguestfs-rewrite", "colours-option", "mac-option",
             "input:disk", "input:libvirtxml",
@@ -46,7 +73,7 @@ FEATURES = ["virt-v2v", "pyv2v", "libguestfs-rewrite", "colours-option", "mac-op
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        raise V2VError(message + " (see v2v --help)")
+        raise UsageError(message + " (see v2v --help)")
 
 
 def build_parser() -> Parser:
@@ -64,19 +91,25 @@ def build_parser() -> Parser:
     a("-of", dest="output_format", choices=["raw", "qcow2"], help="output disk format")
     a("-on", dest="output_name", help="rename the guest")
     a("-os", dest="output_storage", help="output storage (a directory for -o local/qemu/json)")
+    a("--overwrite", action="store_true",
+      help="replace an existing guest's output files (default: refuse to overwrite)")
     a("-oo", dest="output_options", action="append", default=[], metavar="OPTION[=VALUE]")
     a("-b", "--bridge", action="append", default=[], metavar="IN:OUT")
     a("-n", "--network", action="append", default=[], metavar="IN:OUT")
     a("--mac", action="append", default=[], metavar="MAC:network|bridge:OUT")
     a("--root", default="ask", help="ask | single | first | /dev/… (multi-boot sources)")
     a("--block-driver", choices=["virtio-blk", "virtio-scsi"], default="virtio-blk")
-    a("--bandwidth", metavar="BPS", help="limit the disk copy rate (bytes/s; k/M/G suffixes)")
+    a("--bandwidth", metavar="BPS", help="limit the input rate, bits/s (10M = 10 Mibit/s)")
+    a("--bandwidth-file", metavar="FILE", help="read the input rate limit from FILE (network "
+      "inputs; re-read while running)")
+    a("--allow-external-files", action="store_true",
+      help="let disk images name backing/data files and extents outside their directory")
     a("--print-source", action="store_true", help="print the source and exit")
     a("--machine-readable", nargs="?", const="stdout", metavar="FORMAT")
     a("--qemu-boot", action="store_true", help="same as -oo qemu-boot")
     a("-q", "--quiet", action="store_true")
     a("-v", "--verbose", action="store_true")
-    a("-x", dest="trace", action="store_true", help="trace libguestfs calls (implies -v)")
+    a("-x", dest="trace", action="store_true", help="trace libguestfs calls (on stderr)")
     a("--colours", "--colors", "--colour", "--color", dest="colours", action="store_true")
     a("-V", "--version", action="store_true")
     return p
@@ -86,7 +119,29 @@ def refuse_unsupported(argv: list[str]) -> None:
     for arg in argv:
         opt = arg.split("=", 1)[0]
         if opt in UNSUPPORTED:
-            raise V2VError(f"option {opt} is not supported by pyv2v yet")
+            raise UsageError(f"option {opt} is not supported by pyv2v yet")
+
+
+BANDWIDTH_RE = re.compile(r"(\d+)([kKmMgGtT]?)")
+
+
+def parse_bandwidth(text: str) -> int:
+    """virt-v2v's --bandwidth: bits per second; k/M/G/T multiply by 1024 (as nbdkit reads)."""
+    m = BANDWIDTH_RE.fullmatch(text.strip())
+    if not m or int(m.group(1)) == 0:
+        raise UsageError(f"--bandwidth {text}: expected a rate in bits per second, e.g. 10M")
+    return int(m.group(1)) * 1024 ** " kmgt".index(m.group(2).lower() or " ")
+
+
+def check_conn(flag: str, uri: str | None, mode: str,
+               classes: dict[str, type[inputs.Input]] | dict[str, type[outputs.Output]]) -> None:
+    """Refuse -ic/-oc unless the chosen mode's class declares `accepts_conn`."""
+    if uri is None or classes[mode].accepts_conn:
+        return
+    users = sorted(n for n, c in classes.items() if c.accepts_conn)
+    which = f"only {', '.join(users)} {'do' if len(users) > 1 else 'does'}" if users else \
+        "no mode of pyv2v does yet"
+    raise UsageError(f"{flag} {uri}: {flag[:2]} {mode} does not use a connection URI ({which})")
 
 
 def make_plan(ns: argparse.Namespace) -> pipeline.Plan:
@@ -103,63 +158,91 @@ def make_plan(ns: argparse.Namespace) -> pipeline.Plan:
         net.add_mac(rule)
     if ns.input not in inputs.INPUTS:
         inputs.get(ns.input)  # raises the one-line error naming the supported modes
+    check_conn("-ic", ns.input_conn, ns.input, inputs.INPUTS)
+    if ns.output in outputs.OUTPUTS:
+        check_conn("-oc", ns.output_conn, ns.output, outputs.OUTPUTS)
+    bps = parse_bandwidth(ns.bandwidth) if ns.bandwidth is not None else None
+    rate_file = os.path.abspath(ns.bandwidth_file) if ns.bandwidth_file else None
+    network = inputs.INPUTS[ns.input].network_bandwidth
+    if rate_file and not network:
+        raise UsageError(f"--bandwidth-file: -i {ns.input} reads local files; a changing limit "
+                         "applies only to network inputs (use --bandwidth)")
     return pipeline.Plan(
         input_mode=ns.input,
         input_opts=inputs.InputOptions(args=tuple(ns.args), input_format=ns.input_format,
-                                       input_conn=ns.input_conn, name=None),
+                                       input_conn=ns.input_conn, name=None,
+                                       bandwidth=bps if network else None,
+                                       bandwidth_file=rate_file,
+                                       allow_external_files=ns.allow_external_files),
         output_mode=ns.output,
         output_opts=outputs.OutputOptions(storage=ns.output_storage, conn=ns.output_conn,
                                           format=ns.output_format, allocation=ns.allocation,
-                                          options=oo),
+                                          options=oo, overwrite=ns.overwrite),
         output_name=ns.output_name, root_choice=ns.root, network=net,
         block_bus=ns.block_driver,
-        bandwidth=parse_rate(ns.bandwidth) if ns.bandwidth else None)
+        # Plan.bandwidth is the copy's limit in bytes/s: local inputs only (see EPILOG).
+        bandwidth=max(1, bps // 8) if bps and not network else None)
+
+
+def run(argv: list[str]) -> int:
+    """Parse and run; raises on error (main() turns that into a message and an exit status)."""
+    refuse_unsupported(argv)
+    ns = build_parser().parse_args(argv)
+    log.configure(verbose=ns.verbose or ns.trace, quiet=ns.quiet, colours=ns.colours,
+                  trace=ns.trace, json_mode=ns.machine_readable is not None and bool(ns.args))
+    if ns.version:
+        print(f"virt-v2v {REFERENCE_VERSION} (pyv2v {__version__})")
+        return EXIT_OK
+    if ns.machine_readable is not None and not ns.args:
+        print("\n".join(FEATURES))
+        return EXIT_OK
+    plan = make_plan(ns)
+    if ns.print_source:
+        src = inputs.get(plan.input_mode).source(plan.input_opts)
+        print_source(src, ns.block_driver)
+        return EXIT_OK
+    if ns.output not in outputs.OUTPUTS:
+        outputs.get(ns.output, plan.output_opts)
+    process.install_cancel_handlers()
+    monitor = choose(ns.machine_readable is not None, ns.quiet)
+    try:
+        pipeline.run(plan, monitor)
+    finally:
+        monitor.close()
+    return EXIT_OK
+
+
+def _cancelled(e: BaseException | None) -> int:
+    """128 + the signal that stopped the run (the cancel watcher's, else the exception's)."""
+    sig = process.cancelled()
+    code = exit_code_for_signal(sig) if sig else \
+        e.exit_code if isinstance(e, Cancelled) else exit_code_for_signal("SIGINT")
+    name = signal.Signals(code - EXIT_SIGNAL_BASE).name
+    log.error(f"cancelled by {name}: conversion stopped, nothing was written")
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The entry point: one line on stderr and an errors.py exit status for every failure."""
     argv = list(sys.argv[1:] if argv is None else argv)
     log.configure(prog=os.path.basename(sys.argv[0]) or "v2v")
     try:
-        refuse_unsupported(argv)
-        ns = build_parser().parse_args(argv)
-        log.configure(verbose=ns.verbose or ns.trace, quiet=ns.quiet, colours=ns.colours,
-                      json_mode=ns.machine_readable is not None and bool(ns.args))
-        if ns.version:
-            print(f"virt-v2v {REFERENCE_VERSION} (pyv2v {__version__})")
-            return 0
-        if ns.machine_readable is not None and not ns.args:
-            print("\n".join(FEATURES))
-            return 0
-        plan = make_plan(ns)
-        if ns.print_source:
-            src = inputs.get(plan.input_mode).source(plan.input_opts)
-            print_source(src, ns.block_driver)
-            return 0
-        if ns.output not in outputs.OUTPUTS:
-            outputs.get(ns.output, plan.output_opts)
-        process.install_cancel_handlers()
-        monitor = choose(ns.machine_readable is not None, ns.quiet)
-        try:
-            pipeline.run(plan, monitor)
-        finally:
-            monitor.close()
-        return 0
-    except (KeyboardInterrupt, V2VError) as e:
+        return run(argv)
+    except (KeyboardInterrupt, Cancelled) as e:
         process.cleanup_all()
-        sig = process.cancelled()
-        if sig or isinstance(e, KeyboardInterrupt | Cancelled):
-            log.error(f"cancelled by {sig or 'SIGINT'}: conversion stopped, nothing was written")
-            return Cancelled.exit_code
+        return _cancelled(e)
+    except V2VError as e:
+        process.cleanup_all()
+        if process.cancelled():  # a child killed by the cancel failed first: still a cancel
+            return _cancelled(None)
         log.error(str(e))
-        return e.exit_code if isinstance(e, V2VError) else 1
+        return e.exit_code
     except Exception as e:  # noqa: BLE001 - last resort: one line, never a traceback
         process.cleanup_all()
         if process.cancelled():
-            log.error(f"cancelled by {process.cancelled()}: conversion stopped, "
-                      "nothing was written")
-            return Cancelled.exit_code
+            return _cancelled(None)
         log.internal_error(e)
-        return 1
+        return EXIT_INTERNAL
     finally:
         process.cleanup_all()
 

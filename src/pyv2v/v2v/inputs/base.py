@@ -2,6 +2,10 @@
 
 An input only describes the source (disks as local paths or NBD URIs, NICs, CPUs, memory); it
 never writes to it.  Servers it needs to start (nbdkit …) are registered with process.py.
+What an input can use is declared on its class, so the command line refuses what no input
+uses instead of ignoring it: `accepts_conn` (-ic URI), `network_bandwidth` (it reads over a
+network and applies --bandwidth/--bandwidth-file there itself; otherwise the limit applies to
+the disk copy).
 """
 
 from __future__ import annotations
@@ -19,11 +23,18 @@ class InputOptions:
     input_conn: str | None = None    # -ic
     name: str | None = None          # -on (renames the guest; the input may use it as default)
     extra: dict[str, str] = field(default_factory=dict)
+    bandwidth: int | None = None     # --bandwidth, bits per second (network inputs)
+    bandwidth_file: str | None = None  # --bandwidth-file (rate re-read while running)
+    # --allow-external-files: disk images may name backing files, data files and VMDK extents
+    # outside their own directory (or json:/protocol backings).  Off: such images are refused.
+    allow_external_files: bool = False
 
 
 class Input(ABC):
     name: str = ""
     description: str = ""
+    accepts_conn = False        # uses -ic URI (e.g. a future -i libvirt); otherwise refused
+    network_bandwidth = False   # applies --bandwidth to its own network reads
 
     @abstractmethod
     def source(self, opts: InputOptions) -> Source:

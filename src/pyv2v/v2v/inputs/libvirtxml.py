@@ -13,6 +13,7 @@ from ...errors import V2VError
 from ...libvirt_xml import parse_file
 from ...libvirt_xml.domain import DiskXML, DomainXML
 from ..types import Source, SourceCpu, SourceDisk, SourceNic, SourceRemovable
+from .bandwidth import throttle
 from .base import Input, InputOptions
 from .disk import probe_image
 
@@ -46,6 +47,7 @@ def _disk_location(d: DiskXML, i: int) -> tuple[str, bool]:
 class LibvirtXMLInput(Input):
     name = "libvirtxml"
     description = "a libvirt domain XML file (e.g. virt-p2v physical.xml)"
+    network_bandwidth = True  # NBD disks are read through a rate-limited proxy
 
     def source(self, opts: InputOptions) -> Source:
         if len(opts.args) != 1:
@@ -76,7 +78,11 @@ class LibvirtXMLInput(Input):
             fmt = d.driver_type or None
             if fmt == "aio":
                 fmt = None
-            fmt, size = probe_image(loc, fmt) if local else (fmt or "raw", None)
+            if local:
+                fmt, size = probe_image(loc, fmt, opts.allow_external_files)
+            else:
+                fmt, size = fmt or "raw", None
+                loc = throttle(loc, opts)  # --bandwidth: bits/s on the network read
             disks.append(SourceDisk(index=i, location=loc, format=fmt,
                                     target_dev=d.target_dev, size=size))
         if not disks:

@@ -92,6 +92,7 @@ class Output(ABC):
     name: str = ""
     description: str = ""
     formats: tuple[str, ...] = ("raw", "qcow2")
+    accepts_conn = False  # uses -oc URI (e.g. a future -o libvirt); otherwise cli refuses -oc
     writes_disks = True
 
     def __init__(self, opts: OutputOptions) -> None:
