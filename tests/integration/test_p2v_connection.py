@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
+import ssl
 import subprocess
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from p2v_fixtures import Sshd, p2v_children, ssh_free_port
@@ -12,7 +17,8 @@ from p2v_fixtures import Sshd, p2v_children, ssh_free_port
 from pyv2v import ssh
 from pyv2v.errors import V2VError
 from pyv2v.p2v.conversion import Conversion
-from pyv2v.p2v.events import Event, HostKey
+from pyv2v.p2v.engine import RealEngine
+from pyv2v.p2v.events import Event, Finished, HostKey
 
 
 def test_connection(cfg_kw: dict[str, object] | None, sshd: Sshd, tmp: Path) -> list[Event]:
@@ -130,22 +136,68 @@ def test_unsupported_output_mode(p2v_sshd: Sshd, tmp_path: Path) -> None:
         test_connection({"output_type": "vmware"}, p2v_sshd, tmp_path)
 
 
-def test_identity_over_http(p2v_sshd: Sshd, tmp_path: Path) -> None:
-    import functools
-    import http.server
-    import threading
+@contextlib.contextmanager
+def key_server(directory: Path, tmp: Path, monkeypatch: pytest.MonkeyPatch
+               ) -> Iterator[tuple[str, list[str]]]:
+    """An https server (self-signed certificate, trusted through SSL_CERT_FILE) for the files
+    of `directory`: yields (base URL, paths requested so far)."""
+    cert, key = tmp / "cert.pem", tmp / "cert-key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",
+                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout",
+                    str(key), "-out", str(cert)], check=True, capture_output=True, timeout=60)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    requested: list[str] = []
 
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler,
-                                directory=str(p2v_sshd.dir))
-    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a: Any, **kw: Any) -> None:
+            super().__init__(*a, directory=str(directory), **kw)
+
+        def log_message(self, *a: Any) -> None:
+            requested.append(self.path)
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
-        url = f"http://127.0.0.1:{httpd.server_address[1]}/user_key"
+        yield f"https://127.0.0.1:{httpd.server_address[1]}", requested
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_identity_over_https(p2v_sshd: Sshd, tmp_path: Path,
+                             monkeypatch: pytest.MonkeyPatch) -> None:
+    with key_server(p2v_sshd.dir, tmp_path, monkeypatch) as (base, _):
+        url = f"{base}/user_key"
         events = test_connection({"identity": url}, p2v_sshd, tmp_path)
         assert any(type(e).__name__ == "ServerInfoEvent" for e in events)
         with pytest.raises(V2VError, match="cannot fetch the ssh identity"):
             test_connection({"identity": url + "-missing"}, p2v_sshd, tmp_path)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+
+
+def test_test_connection_and_run_share_one_session(p2v_sshd: Sshd, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine opens ONE ssh session (identity fetched once) for the test and the run."""
+    image = tmp_path / "disk.img"
+    with open(image, "wb") as f:
+        f.truncate(4 << 20)
+    engine = RealEngine()
+    with key_server(p2v_sshd.dir, tmp_path, monkeypatch) as (base, requested):
+        cfg = p2v_sshd.config(tmp_path, identity=f"{base}/user_key", disks=[str(image)])
+        events: list[Event] = []
+        try:
+            info = engine.test_connection(cfg, events.append)
+            assert info.version == "2.2.0"
+            conv = engine.conversion(cfg, None)
+            conv.subscribe(events.append)
+            result = conv.run()
+        finally:
+            engine.close()
+    assert result.ok, result.message
+    assert [e for e in events if isinstance(e, Finished)] == [result]
+    assert requested == ["/user_key"]  # one session: the key was fetched once
+    assert engine.sessions_opened == 1
+    assert p2v_children() == []

@@ -19,6 +19,7 @@ from p2v_fixtures import Sshd, p2v_children
 from textual.widgets import Select
 from unit.test_tui_support import drive, push, text_of, until
 
+from pyv2v.p2v.engine import RealEngine
 from pyv2v.p2v.tui.app import P2VApp
 from pyv2v.p2v.tui.glyphs import screen_text
 
@@ -61,7 +62,8 @@ async def connect_and_configure(pilot, sshd: Sshd, output: str) -> None:  # type
 
 def test_full_flow_through_the_ui(p2v_sshd: Sshd, tmp_path: Path, tui_image: Path) -> None:
     cfg = p2v_sshd.config(tmp_path, disks=[str(tui_image)], output_misc=["fake-note=ui"])
-    app = P2VApp(cfg, None, ascii=True)
+    engine = RealEngine()
+    app = P2VApp(cfg, None, engine=engine, ascii=True)
 
     async def script(pilot) -> None:  # type: ignore[no-untyped-def]
         await connect_and_configure(pilot, p2v_sshd, "null")
@@ -73,6 +75,8 @@ def test_full_flow_through_the_ui(p2v_sshd: Sshd, tmp_path: Path, tui_image: Pat
         await pilot.press("enter")  # Quit
 
     drive(app, script)
+    assert engine.sessions_opened == 1  # the test connection's session served the run
+    engine.close()
     assert app.return_code == 0
     rdir = Path(app.result.remote_dir or "")  # type: ignore[union-attr]
     argv = json.loads((rdir / "fake-v2v-argv.json").read_text())
@@ -85,7 +89,8 @@ def test_full_flow_through_the_ui(p2v_sshd: Sshd, tmp_path: Path, tui_image: Pat
 def test_cancel_from_the_ui_stops_the_remote_side(p2v_sshd: Sshd, tmp_path: Path,
                                                   tui_image: Path) -> None:
     cfg = p2v_sshd.config(tmp_path, disks=[str(tui_image)], output_misc=["fake-sleep=600"])
-    app = P2VApp(cfg, None, ascii=True)
+    engine = RealEngine()
+    app = P2VApp(cfg, None, engine=engine, ascii=True)
 
     async def script(pilot) -> None:  # type: ignore[no-untyped-def]
         await connect_and_configure(pilot, p2v_sshd, "null")
@@ -101,6 +106,7 @@ def test_cancel_from_the_ui_stops_the_remote_side(p2v_sshd: Sshd, tmp_path: Path
         await pilot.press("ctrl+q")
 
     drive(app, script)
+    engine.close()
     assert app.return_code == 1
     assert p2v_children() == []
 
@@ -123,7 +129,8 @@ def test_real_conversion_with_our_v2v_to_null(sshd_factory, debian12_physical: P
                        if os.path.isdir(d))])
     cfg = sshd.config(tmp_path, disks=[str(debian12_physical)], guestname="tuideb12",
                       memory=2 << 30)
-    app = P2VApp(cfg, None, ascii=True)
+    engine = RealEngine()
+    app = P2VApp(cfg, None, engine=engine, ascii=True)
 
     async def script(pilot) -> None:  # type: ignore[no-untyped-def]
         await connect_and_configure(pilot, sshd, "null")
@@ -131,6 +138,7 @@ def test_real_conversion_with_our_v2v_to_null(sshd_factory, debian12_physical: P
         assert app.result is not None and app.result.ok, (await text_of(pilot))
 
     drive(app, script)
+    engine.close()
     rdir = Path(app.result.remote_dir or "")  # type: ignore[union-attr]
     assert (rdir / "status").read_text().strip() == "0"
     log = (rdir / "virt-v2v-conversion-log.txt").read_text()

@@ -58,9 +58,17 @@ def test_dump_config_from_cmdline(tmp_path: Path) -> None:
 def test_post_defaults_to_poweroff_only_in_kernel_mode_as_root() -> None:
     proc = Cmdline.from_string("p2v.server=conv", source="proc")
     given = Cmdline.from_string("p2v.server=conv", source="string")
-    cfg = config.Config(server="conv")
-    assert cli.post_command(cfg, proc, 0) == "poweroff"
-    assert cli.post_command(cfg, proc, 1000) is None
-    assert cli.post_command(cfg, given, 0) is None
-    assert cli.post_command(cfg, Cmdline([], "proc"), 0) is None  # server from a flag
-    assert cli.post_command(config.Config(post="echo done"), proc, 0) == "echo done"
+
+    def post(cmdline: Cmdline, euid: int, *flags: str) -> str | None:
+        ns = cli.build_parser().parse_args(list(flags))
+        return cli.assemble(ns, cmdline, None, euid=euid).post
+
+    assert post(proc, 0) == "poweroff"
+    assert post(proc, 1000) is None
+    assert post(given, 0) is None
+    assert post(Cmdline([], "proc"), 0, "--server", "conv") is None  # server from a flag
+    assert post(proc, 0, "--post", "echo done") == "echo done"
+    assert post(Cmdline.from_string("p2v.server=conv p2v.post=true", "proc"), 0) == "true"
+    # what will run is in the configuration (so --dump-config shows it)
+    assert "p2v.post=poweroff\n" in config.dump(cli.assemble(
+        cli.build_parser().parse_args([]), proc, None, euid=0))

@@ -57,6 +57,26 @@ def test_precedence_file_cmdline_flags(tmp_path: Path) -> None:
     assert cfg.disks == [str(f)] and cfg.output_misc == ["a=1", "b=2", "c=3"]
 
 
+def test_nbd_server_is_a_config_field(tmp_path: Path) -> None:
+    assert config.Config().nbd_server == "nbdkit"
+    cfg = config.Config()
+    config.apply_cmdline(cfg, Cmdline.from_string("p2v.nbd_server=qemu-nbd"))
+    assert cfg.nbd_server == "qemu-nbd" and "p2v.nbd_server=qemu-nbd\n" in config.dump(cfg)
+    ns = cli.build_parser().parse_args(["--nbd-server", "qemu-nbd"])
+    assert cli.assemble(ns, Cmdline(), None).nbd_server == "qemu-nbd"
+    with pytest.raises(V2VError, match="one of nbdkit, qemu-nbd"):
+        config.apply_cmdline(config.Config(), Cmdline.from_string("p2v.nbd_server=nbd"))
+
+
+def test_ssh_target_from_the_config() -> None:
+    cfg = config.Config(server="conv", port=2222, username="u", known_hosts="/kh",
+                        hostkey="SHA256:x")
+    t = cfg.ssh_target("/id")
+    assert (t.host, t.port, t.user, t.identity, t.known_hosts, t.hostkey) == \
+        ("conv", 2222, "u", "/id", "/kh", "SHA256:x")
+    assert config.Config().ssh_target().identity is None
+
+
 def test_config_file_errors(tmp_path: Path) -> None:
     f = tmp_path / "bad.conf"
     f.write_text("nonsense\n")

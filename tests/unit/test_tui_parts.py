@@ -8,9 +8,9 @@ import pytest
 
 from pyv2v.errors import V2VError
 from pyv2v.p2v.config import Config
+from pyv2v.p2v.engine import RealEngine, preferred
 from pyv2v.p2v.tui.conversion_form import initial_networks, output_choices
 from pyv2v.p2v.tui.devices import disk_info, human_size, nic_info
-from pyv2v.p2v.tui.engine import RealEngine, preferred
 from pyv2v.p2v.tui.fields import parse_text
 from pyv2v.p2v.tui.running import progress_line
 

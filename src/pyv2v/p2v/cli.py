@@ -5,7 +5,8 @@ without asking anything, like the reference's kernel mode: p2v.pre, test connect
 conversion (events rendered as text), then p2v.post (default `poweroff` only as root with
 p2v.server from the real /proc/cmdline) or p2v.fail.  SIGINT/SIGTERM/SIGHUP cancel the
 conversion cleanly (a second one aborts at once).  Errors are one line and a non-zero exit.
-Without a server (or with --tui), the interactive UI pyv2v.p2v.tui.run(cfg, hw, …) runs.
+Without a server (or with --tui), the interactive UI pyv2v.p2v.tui.run(cfg, hw, engine, …)
+runs.  Both modes drive the same engine (engine.RealEngine), which owns every process.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from ..errors import (
     exit_code_for_signal,
 )
 from . import config, hardware
-from .conversion import Conversion, run_hook
+from .engine import RealEngine
 from .events import (
     DiskProgress,
     Event,
@@ -85,8 +86,6 @@ def build_parser() -> argparse.ArgumentParser:
                    "(repeatable; replaces the discovered disks)")
     p.add_argument("--password-file", metavar="FILE",
                    help="read the ssh password from the first line of FILE")
-    p.add_argument("--nbd-server", choices=("nbdkit", "qemu-nbd"), default="nbdkit",
-                   help="local NBD server for the disks (default nbdkit)")
     p.add_argument("--iso", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--tui", action="store_true", help="interactive console UI even with a server")
     p.add_argument("--ascii", action="store_true", default=None, help="UI: ASCII only (TERM=linux)")
@@ -99,9 +98,12 @@ def random_name() -> str:
                             for _ in range(8))
 
 
-def assemble(ns: argparse.Namespace, cmdline: Cmdline,
-             hw: hardware.Hardware | None) -> config.Config:
-    """The configuration from hardware, config file, kernel command line and flags."""
+def assemble(ns: argparse.Namespace, cmdline: Cmdline, hw: hardware.Hardware | None,
+             euid: int | None = None) -> config.Config:
+    """The configuration from hardware, config file, kernel command line and flags.
+
+    p2v.post defaults to `poweroff` only as root (`euid`, default ours) with p2v.server from
+    the real /proc/cmdline, like the reference: nothing else needs the command line later."""
     cfg = config.Config()
     if hw is not None:
         config.apply_hardware(cfg, hw)
@@ -127,6 +129,9 @@ def assemble(ns: argparse.Namespace, cmdline: Cmdline,
                            f"{e.strerror}") from None
     if not cfg.guestname:
         cfg.guestname = random_name()
+    if cfg.post is None and (os.geteuid() if euid is None else euid) == 0 and \
+            cmdline.source == "proc" and cmdline.lookup("p2v.remote.server", "p2v.server"):
+        cfg.post = "poweroff"
     return cfg
 
 
@@ -152,9 +157,8 @@ def render(event: Event) -> None:
         log.message(event.message)
 
 
-def kernel_mode(cfg: config.Config, cmdline: Cmdline, hw: hardware.Hardware,
-                nbd_server: str) -> int:
-    conv = Conversion(cfg, hw=hw, nbd_server=nbd_server)
+def kernel_mode(cfg: config.Config, hw: hardware.Hardware, engine: RealEngine) -> int:
+    conv = engine.conversion(cfg, hw)
     conv.subscribe(render)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -165,35 +169,28 @@ def kernel_mode(cfg: config.Config, cmdline: Cmdline, hw: hardware.Hardware,
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, on_signal)
-    run_hook("p2v.pre", cfg.pre)
+    engine.run_hook("p2v.pre", cfg.pre)
     result = conv.run()
     if not result.ok:
         try:
-            run_hook("p2v.fail", cfg.fail)
+            engine.run_hook("p2v.fail", cfg.fail)
         finally:
             if result.cancelled:
                 raise Cancelled(result.message)
         raise V2VError(result.message)
-    run_hook("p2v.post", post_command(cfg, cmdline, os.geteuid()))
+    engine.run_hook("p2v.post", cfg.post)
     return 0
 
 
-def post_command(cfg: config.Config, cmdline: Cmdline, euid: int) -> str | None:
-    """p2v.post, defaulting to poweroff only as root when the server came from /proc/cmdline."""
-    if cfg.post is not None:
-        return cfg.post
-    from_kernel = cmdline.source == "proc" and cmdline.lookup("p2v.remote.server", "p2v.server")
-    return "poweroff" if euid == 0 and from_kernel else None
-
-
-def interactive(cfg: config.Config, hw: hardware.Hardware, **opts: object) -> int:
+def interactive(cfg: config.Config, hw: hardware.Hardware, engine: RealEngine,
+                **opts: object) -> int:
     try:
         tui = importlib.import_module("pyv2v.p2v.tui")
         run = tui.run
     except (ImportError, AttributeError):
         raise V2VError("no conversion server given: use --server HOST or p2v.server=HOST "
                        "(the interactive UI is not available)") from None
-    return int(run(cfg, hw, **opts))
+    return int(run(cfg, hw, engine, **opts))
 
 
 def _main(ns: argparse.Namespace) -> int:
@@ -206,9 +203,13 @@ def _main(ns: argparse.Namespace) -> int:
     if cfg.dump_config_and_exit:
         sys.stdout.write(config.dump(cfg))
         return 0
-    if ns.tui or not cfg.server:
-        return interactive(cfg, hw, iso=ns.iso, ascii=ns.ascii, nbd_server=ns.nbd_server)
-    return kernel_mode(cfg, cmdline, hw, ns.nbd_server)
+    engine = RealEngine()
+    try:
+        if ns.tui or not cfg.server:
+            return interactive(cfg, hw, engine, iso=ns.iso, ascii=ns.ascii)
+        return kernel_mode(cfg, hw, engine)
+    finally:
+        engine.close()
 
 
 def main(argv: list[str] | None = None) -> int:

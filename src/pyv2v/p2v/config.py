@@ -17,6 +17,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import ssh
 from ..errors import V2VError
 from .hardware import Hardware, round_up_pow2
 from .kernel_cmdline import Cmdline
@@ -107,8 +108,18 @@ class Config:
                           help="command run after a failure")
     skip_test_connection: bool = _f(False, "p2v.skip_test_connection", kind="bool",
                                     flag="--skip-test-connection")
+    nbd_server: str = _f("nbdkit", "p2v.nbd_server", kind="enum", flag="--nbd-server",
+                         choices=("nbdkit", "qemu-nbd"),
+                         help="local NBD server exporting the disks (default nbdkit)")
     dump_config_and_exit: bool = _f(False, "p2v.dump_config_and_exit", kind="bool",
                                     flag="--dump-config", help="print the configuration, exit")
+
+    def ssh_target(self, identity: str | None = None) -> ssh.Target:
+        """Where and as whom to connect (the one Config → ssh mapping); `identity` is the
+        local private key file (fetched from `self.identity` by the session), if any."""
+        return ssh.Target(host=self.server or "", port=self.port, user=self.username,
+                          identity=identity, known_hosts=self.known_hosts or "",
+                          hostkey=self.hostkey)
 
 
 def specs() -> list[tuple[str, Spec]]:

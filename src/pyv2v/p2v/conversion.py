@@ -1,10 +1,13 @@
-"""The conversion engine: owns every process of a p2v run and reports through events.
+"""One conversion run of the p2v engine: owns every process of the run, reports through events.
 
 `Conversion(cfg)` runs the reference sequence (PROTOCOL.md §2–4): test connection, one
-read-only NBD export + `ssh -R` data connection per disk, the remote work dir with its files,
-then the control connection (`ssh -tt`) running virt-v2v-wrapper.sh, streaming virt-v2v's stdout
-lines live and ending with the conversion's exit code.  Observers (`subscribe(fn)`) receive the
-events of events.py; `run()` returns the final `Finished` event and never raises V2VError.
+read-only NBD export (`cfg.nbd_server`) + `ssh -R` data connection per disk, the remote work
+dir with its files, then the control connection (`ssh -tt`) running virt-v2v-wrapper.sh,
+streaming virt-v2v's stdout lines live and ending with the conversion's exit code.  Observers
+(`subscribe(fn)`) receive the events of events.py; `run()` returns the final `Finished` event
+and never raises V2VError.  `Conversion(cfg, session=s)` runs over the engine's ssh `Session`
+(engine.py: one per server, shared with its test connection, left open here); without one the
+conversion opens its own and closes it at the end.
 
 `cancel()` is safe from any thread or a signal handler: it sends ^C over the control pty (the
 remote session's processes get SIGINT); if the remote side is still there after GRACE seconds
@@ -28,7 +31,7 @@ from typing import IO
 from .. import log, process, ssh
 from ..errors import Cancelled, V2VError
 from . import physical_xml, remote, wrapper
-from .config import Config, command_argv
+from .config import Config
 from .events import (
     DiskProgress,
     Event,
@@ -57,10 +60,9 @@ def _pump(stream: IO[str] | None, out: queue.Queue[str | None]) -> None:
 
 class Conversion:
     def __init__(self, cfg: Config, *, hw: Hardware | None = None,
-                 nbd_server: str = "nbdkit") -> None:
+                 session: Session | None = None) -> None:
         self.cfg = cfg
         self.hw = hw
-        self.nbd_server = nbd_server
         self.remote_dir: str | None = None
         self.server_info: remote.ServerInfo | None = None
         self._observers: list[Observer] = []
@@ -68,7 +70,8 @@ class Conversion:
         self._lock = threading.RLock()  # cancel() may run in a signal handler
         self._control: process.Child | None = None
         self._conns: list[DataConn] = []
-        self._session: Session | None = None
+        self._session: Session | None = session
+        self._owns_session = session is None  # a given session belongs to the engine
         self._failure: str | None = None
         self._tmpdir: str | None = None
         self._pin_reported = False
@@ -160,7 +163,7 @@ class Conversion:
         for disk in cfg.disks:
             self._check_cancel()
             self.emit(Status(f"Starting local NBD server and data connection for {disk}"))
-            self._conns.append(open_data_conn(s, disk, self.nbd_server))
+            self._conns.append(open_data_conn(s, disk, cfg.nbd_server))
         self._report_new_keys()
         rdir = self.remote_dir = wrapper.remote_dir_name()
         self.emit(LogDir(rdir))
@@ -263,19 +266,9 @@ class Conversion:
             control.terminate()
         while self._conns:
             self._conns.pop().close()
-        if self._session is not None:
+        if self._session is not None and self._owns_session:
             self._session.close()
             self._session = None
         if self._tmpdir:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
             self._tmpdir = None
-
-
-def run_hook(stage: str, cmd: str | None) -> None:
-    """Run a p2v.pre/p2v.post/p2v.fail command (argv from shlex, no shell)."""
-    if not cmd:
-        return
-    log.message(f"running {stage}: {cmd}")
-    r = process.run(command_argv(cmd), check=False)
-    if r.rc != 0:
-        raise V2VError(f"{stage}: command failed with exit code {r.rc}: {cmd}")

@@ -68,9 +68,7 @@ class Session:
             raise
         if identity is None:
             self.askpass = Askpass(cfg.password)
-        self.target = ssh.Target(host=cfg.server, port=cfg.port, user=cfg.username,
-                                 identity=identity, known_hosts=cfg.known_hosts or "",
-                                 hostkey=cfg.hostkey)
+        self.target = cfg.ssh_target(identity)
         self._known_before = ssh.known_keys(self.target)
         self._host_key_checked = False
         self._reported = False

@@ -2,7 +2,8 @@
 
 `P2VApp(cfg, hw, engine=…, iso=…, ascii=…)` starts on the connection screen, then goes to the
 conversion screen (after a successful test connection) and to the running screen.  It owns no
-processes: screens call the `Engine` from worker threads and get its events back through
+processes: screens call the given `Engine` (the protocol of pyv2v.p2v.engine; the caller
+builds the real one, tests a fake) from worker threads and get its events back through
 `call_from_thread`.  Ctrl+Q quits (while a conversion runs, only after confirming a cancel and
 once the engine has finished).  The exit code is 0 after a successful conversion or when the
 operator quits before converting, 1 after a failed or cancelled one.
@@ -24,10 +25,10 @@ from textual.widgets import Static
 
 from ... import __version__
 from ..config import Config
+from ..engine import Engine
 from ..events import Finished
 from ..hardware import Hardware
 from ..remote import ServerInfo
-from .engine import Engine, RealEngine
 from .glyphs import ASCII_CSS, PlainScrollBarRender, want_ascii
 
 BASE_CSS = """
@@ -62,17 +63,16 @@ class P2VApp(App[int]):
     ENABLE_COMMAND_PALETTE = False
     BINDINGS = [Binding("ctrl+q", "quit_p2v", "Quit", priority=True)]
 
-    def __init__(self, cfg: Config, hw: Hardware | None, *, engine: Engine | None = None,
+    def __init__(self, cfg: Config, hw: Hardware | None, *, engine: Engine,
                  iso: bool = False, ascii: bool | None = None, devroot: str = "/",
-                 nbd_server: str = "nbdkit", clock: Callable[[], float] = time.monotonic
-                 ) -> None:
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.ascii = want_ascii(ascii, os.environ.get("TERM"))
         self.CSS = BASE_CSS + (ASCII_CSS if self.ascii else "")  # type: ignore[misc]  # per run
         super().__init__()
         ScrollBar.renderer = PlainScrollBarRender  # spaces only, in both modes
         self.cfg = copy.deepcopy(cfg)
         self.hw = hw
-        self.engine: Engine = engine or RealEngine(nbd_server)
+        self.engine = engine
         self.iso = iso
         self.devroot = devroot
         self.clock = clock

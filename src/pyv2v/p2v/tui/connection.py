@@ -22,10 +22,10 @@ from textual.widgets import Button, Checkbox, Input, Static
 
 from ...errors import V2VError
 from ..config import Config
+from ..engine import HostKeyFp, preferred
 from ..events import Event, HostKey, Status
 from ..remote import ServerInfo
 from .app import bottom_bar
-from .engine import HostKeyFp, preferred
 from .fields import Field, collect
 from .glyphs import plain
 

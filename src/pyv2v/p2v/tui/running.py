@@ -21,10 +21,10 @@ from textual.widgets import Button, Log, Static
 
 from ...errors import V2VError
 from ..config import Config
+from ..engine import ConversionLike
 from ..events import DiskProgress, Event, Finished, HostKey, LogDir, RemoteLine, Status
 from .app import bottom_bar
 from .devices import disk_info, human_size
-from .engine import ConversionLike
 from .glyphs import glyphs_of
 
 if TYPE_CHECKING:
