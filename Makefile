@@ -22,16 +22,19 @@ apt:
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# The product (pyv2v, src/) and, separately, the test harness (pyv2v_harness, harness/): the
+# harness is used by the tests, the demo and the benchmarks but is never part of pyv2v's wheel.
+$(VENV)/.installed: pyproject.toml harness/pyproject.toml
 	test -x $(PY) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test]' -e ./harness
 	touch $@
 
 lint: venv
-	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff check src harness tests bench
 	$(VENV)/bin/mypy src/pyv2v/errors.py src/pyv2v/log.py src/pyv2v/process.py src/pyv2v/accel.py \
-	  src/pyv2v/nbd.py src/pyv2v/ssh.py src/pyv2v/libvirt_xml
+	  src/pyv2v/nbd.py src/pyv2v/ssh.py src/pyv2v/libvirt_xml src/pyv2v/bootcheck.py
+	$(VENV)/bin/mypy harness/pyv2v_harness
 
 test: setup lint
 	$(VENV)/bin/pytest -v --timeout=1800 --durations=30 tests
@@ -40,7 +43,7 @@ unit: venv
 	$(VENV)/bin/pytest -q tests/unit
 
 demo: setup
-	$(PY) -m pyv2v.demo
+	$(PY) -m pyv2v_harness.demo
 
 bench: setup
 	$(PY) bench/bench.py

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from pyv2v import accel
-from pyv2v.fixtures import ensure_image
+from pyv2v_harness.fixtures import ensure_image
 
 HERE = Path(__file__).parent
 

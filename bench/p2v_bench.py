@@ -1,7 +1,7 @@
 """p2v → v2v over a loopback sshd vs the stock virt-p2v → virt-v2v pair (run by `make bench`).
 
 Both pairs convert the debian12-physical fixture, standing in for the physical disk, with
-`-o local` into temp dirs, through a private sshd on 127.0.0.1 (pyv2v.loopback):
+`-o local` into temp dirs, through a private sshd on 127.0.0.1 (pyv2v_harness.loopback):
 
 - pyv2v:     `.venv/bin/p2v --disk IMAGE --hostkey SHA256:…` → our `v2v` as `virt-v2v`
 - reference: Debian's virt-p2v 1.42.3 (`--cmdline=… p2v.disks=IMAGE`) → Debian's virt-v2v
@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import allocated, row
-from pyv2v import accel, loopback
-from pyv2v.fixtures import ensure_image
+from pyv2v import accel
+from pyv2v_harness import loopback
+from pyv2v_harness.fixtures import ensure_image
 
 STOCK_XZ = Path("/usr/lib/x86_64-linux-gnu/virt-p2v/virt-p2v.xz")
 TIMEOUT = 1800.0

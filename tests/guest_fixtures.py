@@ -5,7 +5,7 @@
         result = boot(debian12_physical, bus="ide")
         assert result.outcome == "login", result.console_log
 
-Images come from pyv2v.fixtures.ensure_image (cache: $PYV2V_FIXTURE_CACHE, default
+Images come from pyv2v_harness.fixtures.ensure_image (cache: $PYV2V_FIXTURE_CACHE, default
 /var/cache/pyv2v/fixtures); building one needs root (loop devices, chroot).
 """
 
@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from pyv2v import bootcheck
-from pyv2v.fixtures import ensure_image
+from pyv2v_harness import bootcheck
+from pyv2v_harness.fixtures import ensure_image
 
 
 def _image(name: str) -> Path:
@@ -46,7 +46,7 @@ BootFn = Callable[..., bootcheck.BootResult]
 
 @pytest.fixture
 def boot(tmp_path: Path) -> BootFn:
-    """`boot(image, **kwargs)` → BootResult; see pyv2v.bootcheck.boot for the arguments.
+    """`boot(image, **kwargs)` → BootResult; see pyv2v_harness.bootcheck.boot for the arguments.
 
     The default timeout is generous (600 s): under TCG on a busy 2-core machine a boot that
     takes ~45 s when idle has been seen to take over 3 minutes.  Outcomes other than a timeout

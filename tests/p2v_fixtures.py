@@ -27,8 +27,9 @@ from pathlib import Path
 
 import pytest
 
-from pyv2v import accel, loopback, process, ssh
+from pyv2v import accel, process, ssh
 from pyv2v.p2v.config import Config
+from pyv2v_harness import loopback
 
 FAKE_V2V = r'''#!/usr/bin/python3
 import hashlib, json, os, subprocess, sys, time

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from v2v_helpers import run_v2v
 
-from pyv2v.fixtures.builder import sha256_file as sha256
+from pyv2v_harness.fixtures.builder import sha256_file as sha256
 
 
 def used_bytes(image: Path) -> int:

@@ -12,12 +12,11 @@ from __future__ import annotations
 import glob
 import json
 import os
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 
-from . import log
+from . import log, process
 
 PROBE_TIMEOUT = 8.0
 PROBE_VERSION = 2  # part of the cache key: a changed probe is re-run
@@ -62,18 +61,11 @@ def probe(timeout: float = PROBE_TIMEOUT, kernel: str | None = None) -> Accel:
     argv = ["qemu-system-x86_64", "-accel", "kvm", "-m", "256", "-nodefaults", "-display", "none",
             "-no-reboot", "-serial", "stdio", "-monitor", "none", "-kernel", kernel,
             "-append", "console=ttyS0 panic=-1 loglevel=4"]
+    if process.which(argv[0]) is None:
+        return Accel("tcg", f"{argv[0]} is not installed")
     start = time.monotonic()
-    try:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-    except FileNotFoundError:
-        return Accel("tcg", "qemu-system-x86_64 is not installed")
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-    text = out.decode(errors="replace")
+    res = process.run(argv, kill_after=timeout, check=False)
+    text = res.out + res.err
     took = time.monotonic() - start
     if any(p in text for p in _PROOF):
         return Accel("kvm", f"a test kernel booted under KVM in {took:.1f} s")

@@ -3,7 +3,10 @@
 Every long-running child (nbdkit, qemu-nbd, ssh, qemu) is started with `spawn`, in its own
 process group, and registered so that `cleanup_all` (run at exit, on SIGINT/SIGTERM, and by the
 entry points' error paths) terminates it and its children: a cancel or a crash leaves no orphans.
-Short commands go through `run`, which raises `ProcessError` with the program's stderr.
+Short commands go through `run`, which raises `ProcessError` with the program's stderr (or, with
+`kill_after`, kills the command at its deadline and returns what it printed: a probe).
+Callers pass the standard stream settings as `process.DEVNULL`, `PIPE` and `STDOUT`, so nothing
+outside this module needs `subprocess`.
 """
 
 from __future__ import annotations
@@ -19,6 +22,10 @@ from dataclasses import dataclass
 from . import log
 from .errors import Cancelled, ProcessError, V2VError
 
+DEVNULL = subprocess.DEVNULL
+PIPE = subprocess.PIPE
+STDOUT = subprocess.STDOUT
+
 
 @dataclass
 class Result:
@@ -26,6 +33,7 @@ class Result:
     rc: int
     out: str
     err: str
+    timed_out: bool = False   # only with run(kill_after=...): killed at the deadline
 
 
 _lock = threading.Lock()
@@ -49,8 +57,16 @@ def run(
     env: Mapping[str, str] | None = None,
     input: str | None = None,
     cwd: str | None = None,
+    kill_after: float | None = None,
 ) -> Result:
-    """Run a command to completion, capturing output as text."""
+    """Run a command to completion, capturing output as text.
+
+    `timeout` is an error (ProcessError).  `kill_after` is a deadline that is an answer: the
+    process group is killed then and the Result (rc -9, `timed_out`) holds what it printed by
+    then; `check` does not apply to a killed run.
+    """
+    if timeout is not None and kill_after is not None:
+        raise ValueError("run: timeout and kill_after are exclusive")
     argv = [str(a) for a in argv]
     log.debug("run: " + " ".join(argv))
     try:
@@ -64,10 +80,15 @@ def run(
     child = Child(argv, proc)
     _register(child)
     try:
-        out, err = proc.communicate(input=input, timeout=timeout)
+        deadline = timeout if timeout is not None else kill_after
+        out, err = proc.communicate(input=input, timeout=deadline)
     except subprocess.TimeoutExpired as e:
-        child.terminate()
-        raise ProcessError(argv, None, "", f"no answer after {timeout:g} s") from e
+        if timeout is not None:
+            child.terminate()
+            raise ProcessError(argv, None, "", f"no answer after {timeout:g} s") from e
+        child.signal_group(signal.SIGKILL)
+        out, err = proc.communicate()        # the output so far (the pipes are closed now)
+        return Result(argv, proc.returncode, out, err, timed_out=True)
     finally:
         _unregister(child)
     if check and proc.returncode != 0:

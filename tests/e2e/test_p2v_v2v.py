@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from v2v_fixtures import sha256
 
-from pyv2v import bootcheck, demo, loopback
+from pyv2v_harness import bootcheck, demo, loopback
 
 pytestmark = [pytest.mark.slow]
 

@@ -60,7 +60,7 @@ def test_bytes_written_at_most_used_plus_10_percent(converted_local: Conversion)
 @pytest.mark.boot
 def test_converted_guest_boots_on_virtio_with_network(converted_local: Conversion,
                                                       tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from pyv2v import bootcheck
+    from pyv2v_harness import bootcheck
 
     root = etree.parse(str(converted_local.outdir / "deb12.xml")).getroot()
     mac = root.find("./devices/interface/mac").get("address")

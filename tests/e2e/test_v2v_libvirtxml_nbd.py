@@ -41,7 +41,7 @@ def test_generated_qemu_script_boots_the_guest(converted_nbd: Conversion, tmp_pa
     import signal
     import time
 
-    from pyv2v import bootcheck
+    from pyv2v_harness import bootcheck
 
     log = tmp_path / "console.log"
     with open(log, "w") as f:

@@ -30,7 +30,7 @@ def test_xml_declares_uefi(converted_uefi: Conversion) -> None:
 
 @pytest.mark.boot
 def test_boots_under_ovmf_on_virtio(converted_uefi: Conversion, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from pyv2v import bootcheck
+    from pyv2v_harness import bootcheck
 
     root = etree.parse(str(converted_uefi.outdir / "deb12uefi.xml")).getroot()
     mac = root.find("./devices/interface/mac").get("address")

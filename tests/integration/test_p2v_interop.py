@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from p2v_fixtures import Sshd, p2v_children
 
-from pyv2v.fixtures.builder import sha256_file as sha256
 from pyv2v.p2v.conversion import Conversion
 from pyv2v.p2v.events import Event, Finished, HostKey, RemoteLine, ServerInfoEvent
+from pyv2v_harness.fixtures.builder import sha256_file as sha256
 
 pytestmark = pytest.mark.slow
 

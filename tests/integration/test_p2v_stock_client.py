@@ -32,7 +32,8 @@ from pathlib import Path
 import pytest
 from p2v_fixtures import start_sshd, stop_sshd
 
-from pyv2v import accel, loopback
+from pyv2v import accel
+from pyv2v_harness import loopback
 
 pytestmark = pytest.mark.slow
 

@@ -1,5 +1,7 @@
 """`make demo`: the whole system on one machine — p2v → ssh → v2v → a booted converted guest.
 
+Run as `python -m pyv2v_harness.demo`.
+
 1. The demo guest is the debian12-physical fixture (built once, then cached): a Debian 12 install
    that looks like a physical server (device names in fstab/GRUB, no virtio drivers,
    open-vm-tools).
@@ -14,14 +16,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from lxml import etree
 
-from . import accel, bootcheck, log, loopback
+from pyv2v import accel, log, process
+
+from . import bootcheck, loopback
 from .fixtures import ensure_image
 from .fixtures.builder import sha256_file as sha256
 
@@ -59,7 +62,7 @@ def main() -> int:
         argv = p2v_argv(srv, image, OUT)
         log.info("step 3/4: $ " + " ".join(argv))
         start = time.monotonic()
-        rc = subprocess.call(argv)
+        rc = process.spawn(argv, stdout=None, stderr=None).wait()
         took = time.monotonic() - start
     finally:
         srv.stop()

@@ -15,14 +15,13 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import process, ssh
-from .errors import V2VError
+from pyv2v import accel, process, ssh
+from pyv2v.errors import V2VError
 
 DEFAULT_PATH = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
 
@@ -53,8 +52,7 @@ class Server:
 
 
 def keygen(path: Path, comment: str = "pyv2v-loopback") -> tuple[str, str]:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f",
-                    str(path)], check=True)
+    process.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)])
     kind, blob = path.with_suffix(".pub").read_text().split()[:2]
     return kind, blob
 
@@ -113,7 +111,7 @@ SetEnv {' '.join(f'{k}={v}' for k, v in setenv.items())}
     log = d / "sshd.log"
     with open(log, "w") as f:
         child = process.spawn(["/usr/sbin/sshd", "-D", "-e", "-f", str(d / "sshd_config")],
-                              stdout=f.fileno(), stderr=subprocess.STDOUT)
+                              stdout=f.fileno(), stderr=process.STDOUT)
     try:
         wait_banner(port)
     except V2VError:
@@ -124,8 +122,6 @@ SetEnv {' '.join(f'{k}={v}' for k, v in setenv.items())}
 
 def start_conversion_server(bindir: Path) -> Server:
     """A loopback server whose `virt-v2v` is our `v2v`, with libguestfs set up for this host."""
-    from . import accel
-
     env = {"LIBGUESTFS_BACKEND": "direct", **accel.libguestfs_env()}
     return start(path=[str(v2v_bin_dir(bindir))] + DEFAULT_PATH, env=env)
 
