@@ -55,6 +55,19 @@ def test_localtime_and_no_features() -> None:
     check_golden("physical-localtime.xml", xml)
 
 
+def test_uefi_socket_endpoint() -> None:
+    """Known firmware is `<os firmware=…>` (stock virt-v2v 2.2.0 reads it too); a Unix socket
+    endpoint is `<host transport="unix" socket=…>` (only our v2v reads that: stock virt-v2v
+    ignores such a disk, so the engine uses TCP ports)."""
+    cfg = Config(guestname="efi", memory=4 << 30, cores=2, acpi=True, apic=True,
+                 disks=["nvme0n1", "sda"], interfaces=["eno1"])
+    xml = physical_xml.build(cfg, ["/run/pyv2v/nbd0.sock", 43022], {"eno1": "52:54:00:00:00:09"},
+                             arch="x86_64", firmware="uefi")
+    check_golden("physical-uefi-socket.xml", xml)
+    bios = etree.fromstring(physical_xml.build(cfg, [1, 2], arch="x86_64", firmware="bios"))
+    assert bios.find("os").get("firmware") == "bios"
+
+
 def test_invariants() -> None:
     dom = etree.fromstring(physical_xml.build(protocol_example(), [43021], arch="x86_64"))
     assert dom.get("type") == "physical"

@@ -91,10 +91,28 @@ def test_xml_without_disks(tmp_path: Path) -> None:
                           "has no disks")
 
 
-def test_xml_entities_not_expanded(tmp_path: Path) -> None:
-    p = tmp_path / "xxe.xml"
-    p.write_text('<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
-                 "<domain><name>&x;</name><devices/></domain>")
-    with pytest.raises(V2VError) as e:
+HOSTILE = {
+    "xxe": '<!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+           "<domain><name>&x;</name><devices/></domain>",
+    "laughs": '<!DOCTYPE d [<!ENTITY a "aaaaaaaaaaaaaaaa">'
+              + "".join(f'<!ENTITY {n} "{("&" + p + ";") * 16}">'
+                        for p, n in zip("abcdefgh", "bcdefghi", strict=True))
+              + "]><domain><name>&i;</name><devices/></domain>",
+    "parameter": '<!DOCTYPE d [<!ENTITY % p SYSTEM "http://127.0.0.1:9/x.dtd"> %p;]>'
+                 "<domain><name>x</name><devices/></domain>",
+    "external-dtd": '<!DOCTYPE domain SYSTEM "file:///etc/passwd">'
+                    "<domain><name>x</name><devices/></domain>",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE))
+def test_hostile_xml_refused(tmp_path: Path, kind: str) -> None:
+    """Entity expansion, XXE and external DTDs: refused before anything is read, one line."""
+    p = tmp_path / "hostile.xml"
+    p.write_text('<?xml version="1.0"?>\n' + HOSTILE[kind])
+    with pytest.raises(V2VError, match="DOCTYPE|entity") as e:
         get("libvirtxml").source(InputOptions(args=(str(p),)))
-    assert "root:" not in str(e.value)
+    assert "\n" not in str(e.value) and "root:" not in str(e.value)
+    err = assert_one_line_error(run_v2v("-i", "libvirtxml", str(p), "-o", "null", timeout=60),
+                                "hostile.xml")
+    assert "root:" not in err and len(err) < 300
