@@ -8,6 +8,7 @@ bridge, source device), CPU vendor/model/topology, vCPUs, memory, firmware, feat
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,28 @@ def test_contract_clock_offset_and_missing_mac(tmp_path: Path) -> None:
     src = roundtrip(tmp_path, cfg, [1, 2, 3], "bios", hw)
     assert src.clock == "variable"
     assert [n.mac for n in src.nics] == [MACS["eno1"], None, MACS["wlp2s0"]]
+
+
+@pytest.mark.parametrize("firmware", ["bios", "uefi"])
+def test_stock_virt_v2v_reads_the_same(tmp_path: Path, firmware: str) -> None:
+    """Debian's stock virt-v2v (the reference reader of this contract) sees the same machine in
+    the same physical.xml (`--print-source` opens no appliance; the NBD ports are closed)."""
+    src = roundtrip(tmp_path, config(), [1, 2, 3], firmware)
+    res = subprocess.run(["virt-v2v", "-i", "libvirtxml", str(tmp_path / "physical.xml"),
+                          "--print-source"], capture_output=True, text=True, timeout=120,
+                         check=False)
+    assert res.returncode == 0, res.stderr
+    fields = {k.strip(): v.strip() for k, _, v in
+              (ln.partition(":") for ln in res.stdout.splitlines() if ": " in ln)}
+    assert fields["source name"] == src.name
+    assert fields["hypervisor type"] == src.hypervisor
+    assert fields["memory"] == f"{src.memory} (bytes)" and fields["nr vCPUs"] == str(src.vcpus)
+    assert (fields["CPU vendor"], fields["CPU model"]) == (src.cpu.vendor, src.cpu.model)
+    assert fields["CPU topology"] == (f"sockets: {src.cpu.sockets} cores/socket: "
+                                      f"{src.cpu.cores} threads/core: {src.cpu.threads}")
+    assert fields["CPU features"] == ",".join(src.features)
+    assert fields["firmware"] == src.firmware
+    disks = res.stdout.split("disks:")[1].split("removable media:")[0].split()
+    assert disks == [str(d.index) for d in src.disks]
+    nics = [ln.strip() for ln in res.stdout.split("NICs:")[1].splitlines() if ln.strip()]
+    assert nics == [f'Network "{n.vnet}" mac: {n.mac}' for n in src.nics]
