@@ -18,7 +18,7 @@ from pyv2v import ssh
 from pyv2v.errors import V2VError
 from pyv2v.p2v.conversion import Conversion
 from pyv2v.p2v.engine import RealEngine
-from pyv2v.p2v.events import Event, Finished, HostKey
+from pyv2v.p2v.events import Event, Finished, HostKey, Status
 
 
 def test_connection(cfg_kw: dict[str, object] | None, sshd: Sshd, tmp: Path) -> list[Event]:
@@ -180,24 +180,35 @@ def test_identity_over_https(p2v_sshd: Sshd, tmp_path: Path,
 
 def test_test_connection_and_run_share_one_session(p2v_sshd: Sshd, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    """The engine opens ONE ssh session (identity fetched once) for the test and the run."""
+    """The engine opens ONE ssh session (identity fetched once) for the test and the run;
+    the run exports the disk with the NBD server named in the configuration."""
     image = tmp_path / "disk.img"
     with open(image, "wb") as f:
         f.truncate(4 << 20)
     engine = RealEngine()
+    servers: list[str] = []
+
+    def observe(event: Event) -> None:
+        events.append(event)
+        if isinstance(event, Status) and event.text == "Doing conversion":
+            servers.extend(a for c in p2v_children() for a in c.argv
+                           if a in ("nbdkit", "qemu-nbd"))
+
     with key_server(p2v_sshd.dir, tmp_path, monkeypatch) as (base, requested):
-        cfg = p2v_sshd.config(tmp_path, identity=f"{base}/user_key", disks=[str(image)])
+        cfg = p2v_sshd.config(tmp_path, identity=f"{base}/user_key", disks=[str(image)],
+                              nbd_server="qemu-nbd")
         events: list[Event] = []
         try:
             info = engine.test_connection(cfg, events.append)
             assert info.version == "2.2.0"
             conv = engine.conversion(cfg, None)
-            conv.subscribe(events.append)
+            conv.subscribe(observe)
             result = conv.run()
         finally:
             engine.close()
     assert result.ok, result.message
     assert [e for e in events if isinstance(e, Finished)] == [result]
+    assert servers == ["qemu-nbd"]
     assert requested == ["/user_key"]  # one session: the key was fetched once
     assert engine.sessions_opened == 1
     assert p2v_children() == []
