@@ -3,6 +3,7 @@ no orphan processes (libguestfs appliance, qemu-img, nbdkit)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -11,9 +12,6 @@ from pathlib import Path
 
 import pytest
 from v2v_helpers import V2V, assert_one_line_error, run_v2v
-
-from pyv2v.errors import V2VError
-from pyv2v.v2v.copy import CopyJob, copy_one
 
 pytestmark = [pytest.mark.slow]
 
@@ -84,15 +82,39 @@ def test_output_disk_full_refused_before_converting(debian12_physical: Path,
 
 def test_enospc_during_copy_is_one_line_and_partial_removed(debian12_physical: Path,
                                                             tmp_path: Path) -> None:
+    """A real conversion whose output filesystem fills up while qemu-img is writing the disk
+    (rate-limited copy; a filler takes the free space once the copy has started): one-line
+    error, and neither the staging directory nor any partial or final file is left."""
     small = tmp_path / "small"
     small.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(small)], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1536m", "tmpfs", str(small)], check=True)
+    proc = subprocess.Popen([V2V, "-i", "disk", str(debian12_physical), "-on", "full",
+                             "-o", "local", "-os", str(small), "--bandwidth", "40M"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        dst = small / ".guest-sda.pyv2v-partial"
-        job = CopyJob(0, str(debian12_physical), "raw", str(dst), "raw")
-        with pytest.raises(V2VError, match="output disk full"):
-            copy_one(job, lambda i, f: None)
+        assert proc.stdout is not None and proc.stderr is not None
+        for line in proc.stdout:
+            if "Copying disk 1/1" in line:
+                break
+        time.sleep(2)
+        staging = [n for n in os.listdir(small) if n.endswith(".pyv2v-partial")]
+        assert len(staging) == 1 and os.listdir(small / staging[0]) == ["full-sda"], staging
+        fd = os.open(small / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while True:  # take every free byte (racing qemu-img's writes)
+                os.write(fd, b"\1" * 1024**2)
+        except OSError as e:
+            assert e.errno == errno.ENOSPC, e
+        finally:
+            os.close(fd)
+        out, err = proc.communicate(timeout=300)
+        res = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+        assert_one_line_error(res, "output disk full", "full-sda")
+        assert os.listdir(small) == ["filler"]  # no staging dir, no partial, no final file
     finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(60)
         subprocess.run(["umount", str(small)], check=True)
 
 

@@ -1,4 +1,6 @@
-"""Output metadata: libvirt XML golden + libvirt schema, qemu script, JSON, staging, networks."""
+"""Output metadata: libvirt XML golden + libvirt schema, qemu script, JSON, networks.
+
+Staging, destinations and the per-disk records are tested in test_v2v_staging.py."""
 
 from __future__ import annotations
 
@@ -10,10 +12,10 @@ from pathlib import Path
 import pytest
 from v2v_helpers import check_golden
 
+from pyv2v.devnames import target_dev
 from pyv2v.errors import V2VError
 from pyv2v.v2v.network import NetworkMap
-from pyv2v.v2v.outputs import OutputOptions, Staging, get
-from pyv2v.v2v.outputs.base import drive_name
+from pyv2v.v2v.outputs import OutputOptions, get
 from pyv2v.v2v.outputs.domain_xml import build_domain
 from pyv2v.v2v.types import (
     GuestCaps,
@@ -43,8 +45,7 @@ def make_meta(firmware: str = "bios", bus: str = "virtio-blk") -> TargetMeta:
     insp = Inspect(root="/dev/sda2", type="linux", distro="debian", major=12, minor=0,
                    arch="x86_64", product_name="Debian GNU/Linux 12", package_format="deb",
                    package_management="apt")
-    prefix = "vd" if bus == "virtio-blk" else "sd"
-    disks = tuple(TargetDisk(f"/out/guest1-{drive_name(i)}", "raw", drive_name(i, prefix),
+    disks = tuple(TargetDisk(f"/out/guest1-{target_dev('scsi', i)}", "raw", target_dev(bus, i),
                              d.size or 0) for i, d in enumerate(src.disks))
     nics = (TargetNicPlan("52:54:00:01:02:03", "eth0", "default"),
             TargetNicPlan("52:54:00:aa:bb:cc", None, "br0", "bridge"))
@@ -66,39 +67,59 @@ def test_domain_xml_golden_and_valid(tmp_path: Path, firmware: str, bus: str) ->
     assert "/dev/sdb" not in xml
 
 
-def test_drive_names() -> None:
-    assert [drive_name(i) for i in (0, 1, 25, 26, 27)] == ["sda", "sdb", "sdz", "sdaa", "sdab"]
-    assert drive_name(0, "vd") == "vda"
-
-
-def test_staging_commit_and_abort(tmp_path: Path) -> None:
-    s = Staging()
-    final = tmp_path / "x.xml"
-    s.write_text(str(final), "data")
-    assert not final.exists() and len(os.listdir(tmp_path)) == 1
-    s.commit()
-    assert final.read_text() == "data"
-    s2 = Staging()
-    s2.write_text(str(tmp_path / "y.xml"), "partial")
-    s2.abort()
-    assert sorted(os.listdir(tmp_path)) == ["x.xml"]
-
-
 def test_qemu_and_json_outputs(tmp_path: Path) -> None:
     meta = make_meta()
     for mode, suffix in (("qemu", ".sh"), ("json", ".json")):
-        out = get(mode, OutputOptions(storage=str(tmp_path)))
+        (tmp_path / mode).mkdir()
+        out = get(mode, OutputOptions(storage=str(tmp_path / mode)))
         out.precheck()
-        st = Staging()
-        written = out.finalize(meta, st)
-        st.commit()
-        assert written == [str(tmp_path / f"guest1{suffix}")]
-    script = (tmp_path / "guest1.sh").read_text()
-    assert os.access(tmp_path / "guest1.sh", os.X_OK)
-    assert "-accel" in script and "virtio-net-pci" in script and "mac=52:54:00:01:02:03" in script
-    subprocess.run(["sh", "-n", str(tmp_path / "guest1.sh")], check=True)
-    doc = json.loads((tmp_path / "guest1.json").read_text())
+        target = out.setup(meta.name, meta.source)
+        written = out.finalize(meta, target)
+        target.commit()
+        assert written == [str(tmp_path / mode / f"guest1{suffix}")]
+        assert sorted(os.listdir(tmp_path / mode)) == ["guest1-sda", "guest1-sdb",
+                                                       f"guest1{suffix}"]
+        assert {oct(os.stat(tmp_path / mode / f"guest1-sd{x}").st_mode & 0o777)
+                for x in "ab"} == {"0o600"}
+    script = tmp_path / "qemu" / "guest1.sh"
+    assert os.access(script, os.X_OK) and os.stat(script).st_mode & 0o777 == 0o700
+    text = script.read_text()
+    assert "-accel" in text and "virtio-net-pci" in text and "mac=52:54:00:01:02:03" in text
+    subprocess.run(["sh", "-n", str(script)], check=True)
+    doc = json.loads((tmp_path / "json" / "guest1.json").read_text())
     assert doc["name"] == "guest1" and len(doc["disks"]) == 2 and doc["vcpu"] == 4
+    assert os.stat(tmp_path / "json" / "guest1.json").st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("mode", ["local", "qemu", "json"])
+def test_two_disks_are_named_after_the_source_drive_letters(tmp_path: Path, mode: str) -> None:
+    """NAME-sda, NAME-sdb (a -o json bug once named the second one NAME-sda-sdb)."""
+    src = make_meta().source
+    target = get(mode, OutputOptions(storage=str(tmp_path))).setup("guest1", src)
+    try:
+        assert [d.location for d in target.disks] == [str(tmp_path / "guest1-sda"),
+                                                      str(tmp_path / "guest1-sdb")]
+    finally:
+        target.abort()
+    assert os.listdir(tmp_path) == []
+
+
+def test_json_disks_pattern(tmp_path: Path) -> None:
+    src = make_meta().source
+    out = get("json", OutputOptions(storage=str(tmp_path),
+                                    options={"json-disks-pattern": "%{GuestName}-disk%{DiskNo}"}))
+    target = out.setup("g", src)
+    assert [os.path.basename(d.location) for d in target.disks] == ["g-disk1", "g-disk2"]
+    target.abort()
+    bad = get("json", OutputOptions(storage=str(tmp_path),
+                                    options={"json-disks-pattern": "../%{GuestName}"}))
+    with pytest.raises(V2VError, match="invalid disk file name"):
+        bad.setup("g", src)
+    same = get("json", OutputOptions(storage=str(tmp_path),
+                                     options={"json-disks-pattern": "%{GuestName}"}))
+    with pytest.raises(V2VError, match="same file name"):
+        same.setup("g", src)
+    assert os.listdir(tmp_path) == []
 
 
 def test_bad_output_format(tmp_path: Path) -> None:

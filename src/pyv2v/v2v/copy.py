@@ -1,34 +1,34 @@
-"""Disk copy: overlay → output file, sparse, parallel across disks, with progress and a flush.
+"""Disk copy: each disk's overlay → its destination, sparse, two at a time, with progress.
 
-`qemu-img convert` reads the qcow2 overlay and its read-only backing in one pass, skips
-unallocated and zero ranges (after the appliance's fstrim, free space reads as zero clusters),
-writes a sparse raw or qcow2 file, and flushes it on close.  Disks are copied in parallel (two
-at a time) and progress is parsed from qemu-img's ``(12.34/100%)`` output.
+The copier knows nothing about files: a destination hands it a `CopyTarget` (a path or URI that
+qemu-img opens — a staged file, ``nbd://…``, a ``json:`` block spec — its format, and whether
+qemu-img creates the image or writes into an existing one with ``-n``).  `qemu-img convert`
+reads the qcow2 overlay and its read-only backing in one pass, skips unallocated and zero ranges
+(after the appliance's fstrim, free space reads as zero clusters), and flushes on close.
+Progress is parsed from qemu-img's ``(12.34/100%)`` output.
 """
 
 from __future__ import annotations
 
-import os
+import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .. import process
-from ..errors import ProcessError, V2VError
+from ..errors import InternalError, ProcessError, V2VError
+from .outputs.base import CopyTarget
+from .types import Disk
 
 PROGRESS_RE = re.compile(r"\((\d+(?:\.\d+)?)/100%\)")
+Progress = Callable[[int, float], None]
 
 
 @dataclass(frozen=True)
-class CopyJob:
-    index: int
-    src: str
-    src_format: str
-    dst: str
-    dst_format: str
-    preallocated: bool = False
-    rate_limit: int | None = None  # bytes per second (--bandwidth)
+class CopyOptions:
+    preallocated: bool = False       # -oa preallocated (only where qemu-img creates the image)
+    rate_limit: int | None = None    # bytes per second (--bandwidth)
 
 
 def parse_rate(text: str) -> int:
@@ -39,22 +39,30 @@ def parse_rate(text: str) -> int:
     return int(m.group(1)) * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[m.group(2).lower()]
 
 
-def convert_argv(job: CopyJob) -> list[str]:
-    argv = ["qemu-img", "convert", "-p", "-W", "-f", job.src_format, "-O", job.dst_format]
-    opts = []
-    if job.preallocated:
-        opts.append("preallocation=" + ("falloc" if job.dst_format == "raw" else "metadata"))
-    if job.dst_format == "qcow2":
-        opts.append("compat=1.1")
-    if opts:
-        argv += ["-o", ",".join(opts)]
-    if job.rate_limit:
-        argv += ["-r", str(job.rate_limit)]
-    return argv + [job.src, job.dst]
+def convert_argv(overlay: str, dst: CopyTarget, opts: CopyOptions = CopyOptions()) -> list[str]:
+    argv = ["qemu-img", "convert", "-p", "-W", "-f", "qcow2", "-O", dst.format]
+    if dst.create:
+        create_opts = []
+        if opts.preallocated:
+            create_opts.append("preallocation="
+                               + ("falloc" if dst.format == "raw" else "metadata"))
+        if dst.format == "qcow2":
+            create_opts.append("compat=1.1")
+        if create_opts:
+            argv += ["-o", ",".join(create_opts)]
+    else:
+        argv.append("-n")  # the destination exists (an NBD export, a volume): write into it
+    if opts.rate_limit:
+        argv += ["-r", str(opts.rate_limit)]
+    return argv + [overlay, dst.uri]
 
 
-def copy_one(job: CopyJob, progress: Callable[[int, float], None]) -> None:
-    argv = convert_argv(job)
+def copy_disk(disk: Disk, progress: Progress, opts: CopyOptions = CopyOptions()) -> None:
+    """Copy one disk's overlay to its destination (raises V2VError on failure)."""
+    if disk.destination is None or not disk.overlay:
+        raise InternalError(f"disk {disk.index} has no overlay or destination to copy")
+    dst = disk.destination.copy_target(disk.source.size or 0)
+    argv = convert_argv(disk.overlay, dst, opts)
     child = process.spawn(argv)
     assert child.proc.stdout is not None and child.proc.stderr is not None
     buf = ""
@@ -64,32 +72,27 @@ def copy_one(job: CopyJob, progress: Callable[[int, float], None]) -> None:
             break
         buf += chunk
         for m in PROGRESS_RE.finditer(buf):
-            progress(job.index, float(m.group(1)) / 100.0)
+            progress(disk.index, float(m.group(1)) / 100.0)
         buf = buf[-32:]
     err = child.proc.stderr.read()
     rc = child.wait()
     if rc != 0:
         if "No space left on device" in err:
-            raise V2VError(f"output disk full: no space left on the device holding {job.dst}")
+            raise V2VError(f"output disk full: no space left for {disk.destination.location}")
         raise ProcessError(argv, rc, "", err)
-    progress(job.index, 1.0)
+    progress(disk.index, 1.0)
 
 
-def copy_disks(jobs: list[CopyJob], progress: Callable[[int, float], None],
+def copy_disks(disks: Sequence[Disk], progress: Progress, opts: CopyOptions = CopyOptions(),
                parallel: int = 2) -> None:
-    if len(jobs) <= 1 or parallel <= 1:
-        for j in jobs:
-            copy_one(j, progress)
+    if len(disks) <= 1 or parallel <= 1:
+        for d in disks:
+            copy_disk(d, progress, opts)
         return
     with ThreadPoolExecutor(max_workers=parallel) as ex:
-        futures = [ex.submit(copy_one, j, progress) for j in jobs]
+        futures = [ex.submit(copy_disk, d, progress, opts) for d in disks]
         for f in futures:
             f.result()
-
-
-def allocated_bytes(path: str) -> int:
-    """Bytes really allocated on the host for a file (sparse-aware)."""
-    return os.stat(path).st_blocks * 512
 
 
 def measure_required(overlay: str) -> int:
@@ -98,8 +101,6 @@ def measure_required(overlay: str) -> int:
     Measured as qcow2 even for raw output: for raw, qemu-img reports the virtual size, while a
     sparse raw copy needs about the allocated data, which the qcow2 figure tracks.
     """
-    import json
-
     res = process.run(["qemu-img", "measure", "--output=json", "-f", "qcow2", "-O", "qcow2",
                        overlay], timeout=300)
     return int(json.loads(res.out)["required"])

@@ -6,22 +6,29 @@ written.  A remote (NBD) source is first pulled into a local sparse file in one 
 `nbdcopy` pass (zero blocks become holes): the appliance then works against local storage instead
 of paying a network round trip per read, which is where the reference p2v path loses most of its
 time.  The directory is removed on exit.
+
+`Overlays(source_disks).disks` are the pipeline's per-disk records (`types.Disk`), each with its
+overlay and the source's virtual size filled in.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from dataclasses import replace
 
 from .. import process
 from ..errors import V2VError
-from .types import SourceDisk
+from .types import Disk, SourceDisk
 
 
 class Overlays:
     """One qcow2 overlay per source disk, in a temp dir removed by `close` or cleanup."""
+
+    disks: tuple[Disk, ...]
 
     def __init__(self, disks: tuple[SourceDisk, ...], tmpdir: str | None = None,
                  notify: Callable[[str], None] | None = None) -> None:
@@ -31,7 +38,7 @@ class Overlays:
         except OSError as e:
             raise V2VError(f"cannot create a temporary directory in {base}: {e.strerror}") from e
         self._hook = process.on_cleanup(self.close)
-        self.paths: list[str] = []
+        records: list[Disk] = []
         self.prefetched_bytes = 0
         for d in disks:
             path = os.path.join(self.dir, f"overlay{d.index}.qcow2")
@@ -51,7 +58,8 @@ class Overlays:
             if res.rc != 0:
                 last = (res.err.strip().splitlines() or ["unknown error"])[-1]
                 raise V2VError(f"cannot open source disk {d.location}: {last}")
-            self.paths.append(path)
+            records.append(Disk(replace(d, size=d.size or virtual_size(path)), overlay=path))
+        self.disks = tuple(records)
 
     def prefetch(self, d: SourceDisk) -> str:
         """Copy a remote source into a local sparse file (read-only on the source side)."""
@@ -68,6 +76,15 @@ class Overlays:
         self.prefetched_bytes += os.stat(local).st_blocks * 512
         return local
 
+    @property
+    def paths(self) -> list[str]:
+        return [d.overlay for d in self.disks]
+
     def close(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
         process.cancel_cleanup(self._hook)
+
+
+def virtual_size(image: str) -> int:
+    res = process.run(["qemu-img", "info", "--output=json", image], timeout=60)
+    return int(json.loads(res.out)["virtual-size"])

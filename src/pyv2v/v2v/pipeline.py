@@ -1,32 +1,29 @@
 """THE stage order of a conversion, readable top to bottom.
 
-input → overlay → inspect → check free space → convert → trim → output setup → copy → finalize.
-Each stage reports to a Monitor; the source is never written (overlays); output files are staged
-under temporary names and renamed only after everything succeeded.
+input → output setup → overlay → inspect → check free space → convert → trim → assign buses →
+copy → metadata → commit.  One record per disk (`types.Disk`: source → overlay → destination →
+target) flows through the stages.  Each stage reports to a Monitor; the source is never written
+(overlays); the output's `Target` is committed only after everything succeeded and aborted on
+any error, so a failed run leaves nothing that looks finished.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 from .. import log
-from ..errors import V2VError
+from ..errors import InternalError, V2VError
 from . import inputs, outputs
 from .appliance import Appliance
 from .convert import converter_for
 from .convert.guest import LibguestfsGuest
-from .copy import CopyJob, copy_disks, measure_required
+from .copy import CopyOptions, copy_disks, measure_required
 from .monitor import Monitor
 from .network import NetworkMap
-from .outputs.base import BUS_PREFIX, drive_name
 from .overlay import Overlays
-from .types import ConvertOptions, GuestCaps, Inspect, Source, TargetDisk, TargetMeta
-
-# Only used to name output files before conversion decides the real capabilities.
-GUESSED_CAPS = GuestCaps(block_bus="virtio-blk", net_bus="virtio-net", video="vga", machine="pc",
-                         arch="x86_64", firmware="bios")
+from .types import ConvertOptions, Disk, GuestCaps, Inspect, TargetDisk, TargetMeta, TargetNicPlan
 
 
 @dataclass
@@ -52,32 +49,38 @@ def run(plan: Plan, monitor: Monitor) -> TargetMeta:
     check_guest_name(name)
     nics = plan.network.plan(source.nics)
 
-    monitor.stage("Opening the source")
-    overlays = Overlays(source.disks, notify=monitor.stage)
+    monitor.stage(f"Setting up the destination: -o {plan.output_mode}"
+                  + (f" -os {plan.output_opts.storage}" if plan.output_opts.storage else ""))
+    target = output.setup(name, source)  # refuses an existing guest before any work
     try:
-        app = Appliance(overlays.paths)
+        monitor.stage("Opening the source")
+        overlays = Overlays(source.disks, notify=monitor.stage)
         try:
-            monitor.stage("Inspecting the source")
-            inspect = choose_root(app, plan.root_choice)
-            app.mount(inspect)
-            app.check_free_space()
-            if output.writes_disks:
-                check_output_space(output.disk_paths(name, source, GUESSED_CAPS),
-                                   app.used_bytes())
+            disks = tuple(replace(d, destination=dest)
+                          for d, dest in zip(overlays.disks, target.disks, strict=True))
+            inspect, caps = convert_guest(plan, disks, nics, monitor)
 
-            converter = converter_for(inspect)  # it reports "Converting … to run on KVM"
-            caps = converter.convert(LibguestfsGuest(app.g), inspect,
-                                     ConvertOptions(block_bus=plan.block_bus, nics=nics))
-            monitor.stage("Mapping filesystem data to avoid copying unused and blank areas")
-            app.trim()
+            monitor.stage("Assigning disks to buses")
+            disks = assign_targets(disks, caps)
+            meta = TargetMeta(name=name, source=source, inspect=inspect, caps=caps,
+                              disks=tuple(d.target for d in disks if d.target), nics=nics)
+
+            check_output_space(disks, sum(measure_required(d.overlay) for d in disks))
+            for d in disks:
+                monitor.disk_start(d.index, len(disks), d.source.size or 0)
+            copy_disks(disks, monitor.progress,
+                       CopyOptions(plan.output_opts.allocation == "preallocated",
+                                   plan.bandwidth))
         finally:
-            monitor.stage("Closing the overlay")
-            app.close()
+            overlays.close()
 
-        monitor.stage("Assigning disks to buses")
-        meta = copy_out(plan, name, output, source, inspect, caps, nics, overlays, monitor)
-    finally:
-        overlays.close()
+        monitor.stage("Creating output metadata")
+        output.finalize(meta, target)
+        target.commit()
+    except BaseException:
+        target.abort()
+        raise
+    output.after_commit(meta, target)
     monitor.stage("Finishing off")
     return meta
 
@@ -86,6 +89,29 @@ def check_guest_name(name: str) -> None:
     if not name or name.startswith(".") or not all(c.isalnum() or c in "-_.+" for c in name):
         raise V2VError(f"invalid guest name {name!r}: use letters, digits and - _ . + "
                        "(rename it with -on)")
+
+
+def convert_guest(plan: Plan, disks: Sequence[Disk], nics: tuple[TargetNicPlan, ...],
+                  monitor: Monitor) -> tuple[Inspect, GuestCaps]:
+    """Inspect, check space, convert and trim, with one appliance over the overlays."""
+    app = Appliance([d.overlay for d in disks])
+    try:
+        monitor.stage("Inspecting the source")
+        inspect = choose_root(app, plan.root_choice)
+        app.mount(inspect)
+        app.check_free_space()
+        check_output_space(disks, app.used_bytes())  # before the expensive work
+
+        converter = converter_for(inspect)  # it reports "Converting … to run on KVM"
+        caps = converter.convert(LibguestfsGuest(app.g), inspect,
+                                 ConvertOptions(block_bus=plan.block_bus, nics=nics,
+                                                disk_count=len(disks)))
+        monitor.stage("Mapping filesystem data to avoid copying unused and blank areas")
+        app.trim()
+    finally:
+        monitor.stage("Closing the overlay")
+        app.close()
+    return inspect, caps
 
 
 def choose_root(app: Appliance, choice: str) -> Inspect:
@@ -108,43 +134,30 @@ def choose_root(app: Appliance, choice: str) -> Inspect:
     return app.inspect(root)
 
 
-def copy_out(plan: Plan, name: str, output: outputs.Output, source: Source, inspect: Inspect,
-             caps: GuestCaps, nics: tuple, overlays: Overlays, monitor: Monitor) -> TargetMeta:
-    fmt = output.format
-    prefix = BUS_PREFIX[caps.block_bus]
-    staging = outputs.Staging()
-    paths = output.disk_paths(name, source, caps)
-    sizes = [d.size or 0 for d in source.disks]
-    disks = tuple(TargetDisk(path=p, format=fmt, target_dev=drive_name(i, prefix), size=sizes[i])
-                  for i, p in enumerate(paths))
-    meta = TargetMeta(name=name, source=source, inspect=inspect, caps=caps,
-                      disks=disks, nics=nics)
-    try:
-        if output.writes_disks:
-            check_output_space(paths, sum(measure_required(ov) for ov in overlays.paths))
-            jobs = [CopyJob(i, ov, "qcow2", staging.path(p), fmt,
-                            plan.output_opts.allocation == "preallocated", plan.bandwidth)
-                    for i, (ov, p) in enumerate(zip(overlays.paths, paths, strict=True))]
-            for j in jobs:
-                monitor.disk_start(j.index, len(jobs), sizes[j.index])
-            copy_disks(jobs, monitor.progress)
-        monitor.stage("Creating output metadata")
-        output.finalize(meta, staging)
-        staging.commit()
-    except BaseException:
-        staging.abort()
-        raise
-    output.after_commit(meta)
-    return meta
+def assign_targets(disks: Sequence[Disk], caps: GuestCaps) -> tuple[Disk, ...]:
+    """Each disk's target: where it is written, and the device name the converter gave it."""
+    if len(caps.target_devs) != len(disks):
+        raise InternalError(f"the converter named {len(caps.target_devs)} target disks "
+                            f"for {len(disks)} source disks")
+    out = []
+    for d, dev in zip(disks, caps.target_devs, strict=True):
+        if d.destination is None:
+            raise InternalError(f"disk {d.index} has no destination")
+        out.append(replace(d, target=TargetDisk(path=d.destination.location,
+                                                format=d.destination.format,
+                                                target_dev=dev, size=d.source.size or 0)))
+    return tuple(out)
 
 
-def check_output_space(paths: list[str], need: int) -> None:
-    """Refuse early (before converting) and again before copying if the output cannot fit."""
-    if not paths:
-        return
-    outdir = os.path.dirname(paths[0])
-    free = shutil.disk_usage(outdir).free
-    log.debug(f"output needs about {need} bytes, {free} free in {outdir}")
-    if need > free:
-        raise V2VError(f"not enough free space in {outdir} for the output: "
-                       f"{need / 1024**2:.0f} MiB needed, {free / 1024**2:.0f} MiB free")
+def check_output_space(disks: Sequence[Disk], need: int) -> None:
+    """Refuse early (before converting) and again before copying if file outputs cannot fit.
+
+    Destinations that are not local files (NBD endpoints, volumes) have no directory to check.
+    """
+    dirs = {d.destination.space_dir() for d in disks if d.destination is not None}
+    for outdir in sorted(x for x in dirs if x):
+        free = shutil.disk_usage(outdir).free
+        log.debug(f"output needs about {need} bytes, {free} free in {outdir}")
+        if need > free:
+            raise V2VError(f"not enough free space in {outdir} for the output: "
+                           f"{need / 1024**2:.0f} MiB needed, {free / 1024**2:.0f} MiB free")

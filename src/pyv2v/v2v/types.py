@@ -2,13 +2,19 @@
 
 `Source` is what an input found (disks, NICs, CPUs, memory, firmware); `Inspect` is what
 libguestfs inspection found inside the guest; `GuestCaps` is what the converter made the guest
-able to use (buses, machine type, firmware); `TargetDisk`/`TargetMeta` describe what the output
-writes.  Stages never share mutable state beyond these.
+able to use (buses, machine type, firmware, the device names it wrote into the guest);
+`TargetDisk`/`TargetMeta` describe what the output writes.  `Disk` is one disk's record through
+the whole pipeline (source → overlay → destination → target), the only thing stages pass along
+per disk.  Stages never share mutable state beyond these.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .outputs.base import Destination
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,7 @@ class ConvertOptions:
     block_bus: str = "virtio-blk"          # "virtio-blk" | "virtio-scsi"
     nics: tuple[TargetNicPlan, ...] = ()
     keep_serial_console: bool = True
+    disk_count: int = 1                    # the converter names this many target disks
 
 
 @dataclass(frozen=True)
@@ -105,14 +112,32 @@ class GuestCaps:
     virtio_balloon: bool = True
     acpi: bool = True
     kernel: str | None = None  # the kernel version made the default, if Linux
+    # The device name the converter wrote into the guest for each disk index ("vda", "vdb"):
+    # outputs read these (never recompute them from the bus), so guest and metadata agree.
+    target_devs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class TargetDisk:
-    path: str                  # final path of the written disk
+    path: str                  # where the disk is: a final file path, or a volume/URI
     format: str                # "raw" | "qcow2"
-    target_dev: str            # "vda", "sda" …
+    target_dev: str            # "vda", "sda" … as the converter wrote it into the guest
     size: int
+
+
+@dataclass(frozen=True)
+class Disk:
+    """One disk from input to output.  Stages add to it with `dataclasses.replace`:
+    Overlays → `overlay`; the output's setup → `destination`; bus assignment → `target`."""
+
+    source: SourceDisk
+    overlay: str = ""                        # the qcow2 overlay over the read-only source
+    destination: Destination | None = None   # where the output wants this disk written
+    target: TargetDisk | None = None         # what the metadata says about the written disk
+
+    @property
+    def index(self) -> int:
+        return self.source.index
 
 
 @dataclass(frozen=True)

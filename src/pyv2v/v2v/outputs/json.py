@@ -7,33 +7,27 @@ import os
 from dataclasses import asdict
 
 from ... import __version__
-from ..types import GuestCaps, Source, TargetMeta
-from .base import Output, Staging, check_writable_dir, drive_name
+from ...devnames import drive_letters
+from ..types import SourceDisk, TargetMeta
+from .base import FilesOutput, Target
 
 
-class JsonOutput(Output):
+class JsonOutput(FilesOutput):
     name = "json"
     description = "disk files and JSON metadata"
+    known_options = ("json-disks-pattern",)
 
-    def __init__(self, opts):  # type: ignore[no-untyped-def]
-        super().__init__(opts)
-        self.known_options = ("json-disks-pattern",)
+    def metadata_files(self, name: str) -> list[str]:
+        return [f"{name}.json"]
 
-    def precheck(self) -> None:
-        super().precheck()
-        self.dir = check_writable_dir(self.opts.storage)
-
-    def disk_paths(self, name: str, source: Source, caps: GuestCaps) -> list[str]:
+    def disk_file_name(self, name: str, disk: SourceDisk) -> str:
         pattern = self.opts.options.get("json-disks-pattern", "%{GuestName}-%{DiskDeviceName}")
-        out = []
-        for d in source.disks:
-            name = (pattern.replace("%{GuestName}", name)
-                    .replace("%{DiskNo}", str(d.index + 1))
-                    .replace("%{DiskDeviceName}", drive_name(d.index)))
-            out.append(os.path.join(self.dir, name))
-        return out
+        return (pattern.replace("%{GuestName}", name)
+                .replace("%{DiskNo}", str(disk.index + 1))
+                .replace("%{DiskDeviceName}", "sd" + drive_letters(disk.index)))
 
-    def finalize(self, meta: TargetMeta, staging: Staging) -> list[str]:
+    def finalize(self, meta: TargetMeta, target: Target) -> list[str]:
+        assert target.files is not None
         doc = {
             "version": 1, "generator": f"pyv2v {__version__}", "name": meta.name,
             "memory": meta.source.memory, "vcpu": meta.source.vcpus,
@@ -44,6 +38,6 @@ class JsonOutput(Output):
             "nics": [asdict(n) for n in meta.nics],
             "removables": [asdict(r) for r in meta.source.removables],
         }
-        final = os.path.join(self.dir, f"{meta.name}.json")
-        staging.write_text(final, json.dumps(doc, indent=2) + "\n")
+        final = os.path.join(target.dir, f"{meta.name}.json")
+        target.files.write_text(final, json.dumps(doc, indent=2) + "\n")
         return [final]

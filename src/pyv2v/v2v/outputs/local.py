@@ -6,28 +6,22 @@ import os
 
 from ... import process
 from ...errors import V2VError
-from ..types import GuestCaps, Source, TargetMeta
-from .base import Output, Staging, check_writable_dir, drive_name
+from ..types import TargetMeta
+from .base import FilesOutput, Target
 from .domain_xml import build_domain
 
 
-class LocalOutput(Output):
+class LocalOutput(FilesOutput):
     name = "local"
     description = "local disk files and a libvirt XML file"
 
-    def precheck(self) -> None:
-        super().precheck()
-        self.dir = check_writable_dir(self.opts.storage)
+    def metadata_files(self, name: str) -> list[str]:
+        return [f"{name}.xml"]
 
-    def disk_paths(self, name: str, source: Source, caps: GuestCaps) -> list[str]:
-        return [os.path.join(self.dir, f"{name}-{drive_name(d.index)}")
-                for d in source.disks]
-
-    def finalize(self, meta: TargetMeta, staging: Staging) -> list[str]:
-        final = os.path.join(self.dir, f"{meta.name}.xml")
-        xml = build_domain(meta)
-        staging.write_text(final, xml)
-        validate_domain_xml(staging.pending[-1][0])
+    def finalize(self, meta: TargetMeta, target: Target) -> list[str]:
+        assert target.files is not None
+        final = os.path.join(target.dir, f"{meta.name}.xml")
+        validate_domain_xml(target.files.write_text(final, build_domain(meta)))
         return [final]
 
 

@@ -2,17 +2,36 @@
 
 from __future__ import annotations
 
-from ..types import GuestCaps, Source, TargetMeta
-from .base import Output, Staging
+import json
+
+from ..types import Source, TargetMeta
+from .base import CopyTarget, Destination, Output, Target
+
+
+class NullDestination(Destination):
+    """qemu-img's null-co driver: the copy reads the whole overlay and writes nowhere."""
+
+    def __init__(self) -> None:
+        super().__init__("null", "raw")
+
+    def copy_target(self, size: int) -> CopyTarget:
+        spec = {"file": {"driver": "null-co", "size": size}}
+        return CopyTarget("json:" + json.dumps(spec), "raw", create=False)
+
+    def commit(self) -> None:
+        return None
+
+    def abort(self) -> None:
+        return None
 
 
 class NullOutput(Output):
     name = "null"
     description = "convert and discard the output"
-    writes_disks = False
+    formats = ("raw", "qcow2")
 
-    def disk_paths(self, name: str, source: Source, caps: GuestCaps) -> list[str]:
-        return []
+    def setup(self, name: str, source: Source) -> Target:
+        return Target(tuple(NullDestination() for d in source.disks))
 
-    def finalize(self, meta: TargetMeta, staging: Staging) -> list[str]:
+    def finalize(self, meta: TargetMeta, target: Target) -> list[str]:
         return []

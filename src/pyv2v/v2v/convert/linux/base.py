@@ -3,9 +3,9 @@
 `LinuxConverter.convert` is the whole procedure: remove foreign hypervisor tools, choose the
 kernel, rewrite device names, make the kernel the default, pin NIC names, queue first-boot tasks,
 arrange SELinux relabelling and the UEFI fallback loader, rebuild the initramfs with the virtio
-drivers, verify, and report `GuestCaps`.  A family subclass supplies only what really differs:
-its package database, network configuration formats, initramfs tool and paths (class attributes
-and `build_initramfs`).
+drivers, verify, and report `GuestCaps` (with the device names written, one per disk).  A
+family subclass supplies only what really differs: its package database, network configuration
+formats, initramfs tool and paths (class attributes and `build_initramfs`).
 """
 
 from __future__ import annotations
@@ -84,7 +84,8 @@ class LinuxConverter(ABC):
             block_bus=opts.block_bus, net_bus="virtio-net", video="vga",
             machine="q35" if inspect.firmware == "uefi" else "pc", arch=inspect.arch,
             firmware=inspect.firmware, virtio_rng=kernel.has("virtio_rng"),
-            virtio_balloon=kernel.has("virtio_balloon"), acpi=True, kernel=kernel.version)
+            virtio_balloon=kernel.has("virtio_balloon"), acpi=True, kernel=kernel.version,
+            target_devs=mapper.target_devs(opts.disk_count))
 
     def rebuild_initramfs_guarded(self, guest: Guest, kernel: Kernel,
                                   files: tuple[str, ...]) -> None:

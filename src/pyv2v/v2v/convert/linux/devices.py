@@ -10,7 +10,8 @@ cciss drive number or its NVMe controller number, as virt-v2v does.
 Rewriting is textual and token-aware (``/dev/sda1`` and ``/dev/sda10`` are different names; a
 ``/dev/sda`` inside ``/dev/disk/by-id/…`` is not touched), so configuration files keep their
 comments and layout.  Names made for the target are fixed points of the rewrite, so running it
-twice is harmless.
+twice is harmless.  `DeviceMapper.target_devs(n)` is the record of the names written, one per
+disk index, which the converter reports in `GuestCaps.target_devs` for the outputs to use.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ....devnames import BUS_PREFIX, drive_index, drive_letters
+from ....devnames import drive_index, target_dev
 from ....errors import V2VError
 
 TARGET_BUSES = ("virtio-blk", "virtio-scsi")  # the buses a converted Linux guest boots from
@@ -57,12 +58,20 @@ class DeviceMapper:
     def __init__(self, block_bus: str) -> None:
         if block_bus not in TARGET_BUSES:
             raise V2VError(f"unsupported target block bus for Linux guests: {block_bus}")
-        self.prefix = BUS_PREFIX[block_bus]
+        self.bus = block_bus
         self.seen: dict[str, str] = {}   # every rewrite made, old → new (for the log)
         self.schemes: set[str] = set()
 
+    def disk_name(self, index: int) -> str:
+        """The target name of disk `index` ("vda"), as written into the guest."""
+        return target_dev(self.bus, index)
+
     def target_name(self, dev: SourceDevice) -> str:
-        return f"/dev/{self.prefix}{drive_letters(dev.index)}{dev.partition}"
+        return f"/dev/{self.disk_name(dev.index)}{dev.partition}"
+
+    def target_devs(self, count: int) -> tuple[str, ...]:
+        """The names of the target's disks 0 … count-1 (the record outputs read)."""
+        return tuple(self.disk_name(i) for i in range(count))
 
     def rewrite(self, text: str) -> str:
         def sub(m: re.Match[str]) -> str:

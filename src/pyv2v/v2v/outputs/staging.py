@@ -1,0 +1,145 @@
+"""Staging of output files: a private directory, exclusive creation, publish on commit only.
+
+`Staging(outdir, name)` makes a fresh private directory (mkdtemp, 0700) *inside* the output
+directory, named ``.NAME-XXXXXXXX.pyv2v-partial`` (same filesystem, so publishing is a link or a
+rename; unpredictable, so nothing can be planted in it).  Every file is created there with
+O_CREAT|O_EXCL|O_NOFOLLOW and mode 0600 (0700 for scripts).  `place` publishes one file under its
+final name with link(2), which fails on any existing name (a symlink included) — unless the user
+asked to overwrite, then rename(2) replaces the name itself, never a symlink's target.  `abort`
+removes the directory and anything this run already published; it is registered with the cleanup
+registry, so an error, Ctrl-C or SIGTERM leaves nothing that looks finished.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import tempfile
+
+from ... import process
+from ...devnames import drive_letters
+from ...errors import InternalError, V2VError
+from ..types import SourceDisk
+
+FILE_MODE = 0o600
+SCRIPT_MODE = 0o700
+CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def disk_file_name(name: str, disk: SourceDisk) -> str:
+    """NAME-sda, NAME-sdb …: named after the *source* disk index, as virt-v2v names them."""
+    return f"{name}-sd{drive_letters(disk.index)}"
+
+
+def check_writable_dir(path: str | None, flag: str = "-os") -> str:
+    if not path:
+        raise V2VError(f"this output needs {flag} DIRECTORY")
+    if not os.path.isdir(path):
+        raise V2VError(f"{flag} {path}: directory does not exist")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise V2VError(f"{flag} {path}: directory is not writable")
+    return os.path.abspath(path)
+
+
+def refuse_existing(name: str, outdir: str, finals: list[str], overwrite: bool) -> None:
+    """An existing guest (any of its final names, even a dangling symlink) is never replaced
+    unless the user asked for it."""
+    if overwrite:
+        return
+    for f in finals:
+        if os.path.lexists(f):
+            raise V2VError(f"guest {name} already exists in {outdir} ({os.path.basename(f)}): "
+                           "rename it with -on, or replace it with --overwrite")
+
+
+class Staging:
+    """A private directory of files published under their final names only on `commit`."""
+
+    def __init__(self, final_dir: str, name: str, overwrite: bool = False) -> None:
+        self.final_dir = final_dir
+        self.overwrite = overwrite
+        try:
+            self.dir = tempfile.mkdtemp(prefix=f".{name}-", suffix=".pyv2v-partial",
+                                        dir=final_dir)
+        except OSError as e:
+            raise V2VError(f"cannot create a staging directory in {final_dir}: "
+                           f"{e.strerror}") from e
+        self.pending: dict[str, str] = {}   # staged path → final path, not yet published
+        self.placed: list[str] = []         # final paths this run published
+        self._hook = process.on_cleanup(self.abort)
+
+    def create(self, final: str, mode: int = FILE_MODE) -> str:
+        """Create the staged (empty) file for `final`; return its path."""
+        os.close(self._open(final, mode))
+        return self._staged(final)
+
+    def write_text(self, final: str, text: str, mode: int = FILE_MODE) -> str:
+        """Write `final`'s content to its staged file; return the staged path."""
+        fd = self._open(final, mode)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+        except OSError as e:
+            raise V2VError(f"cannot write {final}: {e.strerror}") from e
+        return self._staged(final)
+
+    def _staged(self, final: str) -> str:
+        return os.path.join(self.dir, os.path.basename(final))
+
+    def _open(self, final: str, mode: int) -> int:
+        if os.path.dirname(final) != self.final_dir:
+            raise InternalError(f"{final} is not in the output directory {self.final_dir}")
+        staged = self._staged(final)
+        if staged in self.pending:
+            raise InternalError(f"{final} staged twice")
+        try:
+            fd = os.open(staged, CREATE_FLAGS, mode)
+            os.fchmod(fd, mode)
+        except OSError as e:
+            raise V2VError(f"cannot create {final}: {e.strerror}") from e
+        self.pending[staged] = final
+        return fd
+
+    def place(self, staged: str, final: str) -> None:
+        """Publish one staged file under its final name."""
+        try:
+            if self.overwrite:
+                os.replace(staged, final)
+            else:
+                os.link(staged, final, follow_symlinks=False)
+                os.unlink(staged)
+        except FileExistsError:
+            raise V2VError(f"{final} appeared while converting: not replaced "
+                           "(use --overwrite to replace it)") from None
+        except OSError as e:
+            if e.errno in (errno.EPERM, errno.EOPNOTSUPP) and not os.path.lexists(final):
+                os.rename(staged, final)  # a filesystem without hard links
+            else:
+                raise V2VError(f"cannot publish {final}: {e.strerror}") from e
+        self.pending.pop(staged, None)
+        self.placed.append(final)
+
+    def discard(self, staged: str) -> None:
+        try:
+            os.unlink(staged)
+        except FileNotFoundError:
+            pass
+        self.pending.pop(staged, None)
+
+    def commit(self) -> None:
+        for staged, final in list(self.pending.items()):
+            self.place(staged, final)
+        os.rmdir(self.dir)
+        process.cancel_cleanup(self._hook)
+
+    def abort(self) -> None:
+        for final in self.placed:
+            try:
+                os.unlink(final)
+            except FileNotFoundError:
+                pass
+        self.placed.clear()
+        self.pending.clear()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        process.cancel_cleanup(self._hook)
