@@ -25,6 +25,7 @@ from .errors import Cancelled, ProcessError, V2VError
 DEVNULL = subprocess.DEVNULL
 PIPE = subprocess.PIPE
 STDOUT = subprocess.STDOUT
+TimeoutExpired = subprocess.TimeoutExpired   # raised by Child.wait(timeout)
 
 
 @dataclass
