@@ -9,8 +9,10 @@ import stat
 from pathlib import Path
 
 import pytest
+from v2v_helpers import assert_one_line_error, run_v2v
 
 from pyv2v.errors import InternalError, V2VError
+from pyv2v.v2v import cli
 from pyv2v.v2v.convert.linux.devices import DeviceMapper
 from pyv2v.v2v.copy import CopyOptions, convert_argv
 from pyv2v.v2v.outputs import OutputOptions, get
@@ -163,3 +165,23 @@ def test_null_output_copies_to_nowhere() -> None:
     assert target.files is None and len(target.disks) == 2
     ct = target.disks[0].copy_target(10)
     assert ct.uri.startswith("json:") and '"null-co"' in ct.uri and not ct.create
+
+
+def test_cli_refuses_an_existing_guest_before_any_work(tmp_path: Path) -> None:
+    img = tmp_path / "g.img"
+    img.write_bytes(bytes(1024**2))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "g.xml").write_text("<domain/>")
+    res = run_v2v("-i", "disk", str(img), "-o", "local", "-os", str(out), timeout=60)
+    assert_one_line_error(res, "guest g already exists", "--overwrite")
+    assert "Opening the source" not in res.stdout
+    assert os.listdir(out) == ["g.xml"]
+
+
+def test_cli_overwrite_option() -> None:
+    parse = cli.build_parser().parse_args
+    assert cli.make_plan(parse(["-i", "disk", "x", "-o", "null", "--overwrite"])
+                         ).output_opts.overwrite
+    assert not cli.make_plan(parse(["-i", "disk", "x", "-o", "null"])).output_opts.overwrite
+    assert "--overwrite" in cli.build_parser().format_help()

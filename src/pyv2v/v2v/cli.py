@@ -91,6 +91,8 @@ def build_parser() -> Parser:
     a("-of", dest="output_format", choices=["raw", "qcow2"], help="output disk format")
     a("-on", dest="output_name", help="rename the guest")
     a("-os", dest="output_storage", help="output storage (a directory for -o local/qemu/json)")
+    a("--overwrite", action="store_true",
+      help="replace an existing guest's output files (default: refuse to overwrite)")
     a("-oo", dest="output_options", action="append", default=[], metavar="OPTION[=VALUE]")
     a("-b", "--bridge", action="append", default=[], metavar="IN:OUT")
     a("-n", "--network", action="append", default=[], metavar="IN:OUT")
@@ -175,7 +177,7 @@ def make_plan(ns: argparse.Namespace) -> pipeline.Plan:
         output_mode=ns.output,
         output_opts=outputs.OutputOptions(storage=ns.output_storage, conn=ns.output_conn,
                                           format=ns.output_format, allocation=ns.allocation,
-                                          options=oo),
+                                          options=oo, overwrite=ns.overwrite),
         output_name=ns.output_name, root_choice=ns.root, network=net,
         block_bus=ns.block_driver,
         # Plan.bandwidth is the copy's limit in bytes/s: local inputs only (see EPILOG).
