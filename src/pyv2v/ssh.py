@@ -8,10 +8,13 @@ Public API:
 - `ssh_argv(t, command, tty=False)`, `reverse_forward_argv(t, local_port)`,
   `scp_argv(t, files, remote_dir)`: complete argv lists with the reference options
   (PROTOCOL.md §1) and our host-key options; `quote(argv)` builds a remote command string.
-- Host keys are checked against OUR known_hosts file, never accepted silently: unpinned means
-  trust on first use (`StrictHostKeyChecking=accept-new`: a new key is recorded, a changed key
-  is refused); `t.hostkey="SHA256:…"` pins it: `pin_host_key` scans the server, refuses a
-  mismatch, and records only the pinned key, then ssh runs with `StrictHostKeyChecking=yes`.
+- Host keys are checked against OUR known_hosts file, never accepted silently, and ssh itself
+  never records anything: every argv has `StrictHostKeyChecking=yes`.  Before the first
+  connection the caller settles the key: unpinned, `trust_on_first_use(t)` scans the server
+  (ssh-keyscan) if nothing is recorded for it, records the keys (the directory is created 0700,
+  the file replaced atomically through an exclusive 0600 temp file) and checks that they really
+  are recorded, else fails; a changed key is then refused by ssh.  `t.hostkey="SHA256:…"` pins
+  it: `pin_host_key` scans the server, refuses a mismatch, and records only the pinned key.
   `known_keys(t)` lists recorded keys; `fingerprint(blob)` is ssh-keygen's SHA256 form.
 - `parse_allocated_port(text)` reads "Allocated port N for remote forward".
 - `explain(stderr, t)` turns ssh's stderr into a one-line user message (unreachable, auth,
@@ -25,6 +28,7 @@ import hashlib
 import os
 import re
 import shlex
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -78,7 +82,7 @@ def common_options(t: Target) -> list[str]:
             "-o", "ServerAliveInterval=300", "-o", "ServerAliveCountMax=6",
             "-o", f"UserKnownHostsFile={t.known_hosts_file}",
             "-o", "GlobalKnownHostsFile=/dev/null",
-            "-o", "StrictHostKeyChecking=" + ("yes" if t.hostkey else "accept-new"),
+            "-o", "StrictHostKeyChecking=yes",  # keys are recorded by us, never by ssh
             "-o", "HashKnownHosts=no", "-o", "CheckHostIP=no", "-o", "UpdateHostKeys=no",
             "-o", "LogLevel=INFO"]
     if t.identity:
@@ -168,20 +172,46 @@ def keyscan(t: Target, timeout: int = 10) -> list[tuple[str, str]]:
 def record_keys(t: Target, keys: Sequence[tuple[str, str]], replace: bool = True) -> None:
     """Write `keys` for t's host into our known_hosts (dropping its old entries)."""
     path = t.known_hosts_file
-    os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
+    directory = os.path.dirname(path) or "."
     try:
-        with open(path) as f:
-            lines = f.read().splitlines()
-    except FileNotFoundError:
-        lines = []
-    pattern = host_pattern(t.host, t.port)
-    if replace:
-        lines = [ln for ln in lines if not (ln.split()[:1] and pattern in ln.split()[0].split(","))]
-    lines += [f"{pattern} {kind} {blob}" for kind, blob in keys]
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(tmp, path)
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        try:
+            with open(path) as f:
+                lines = f.read().splitlines()
+        except FileNotFoundError:
+            lines = []
+        pattern = host_pattern(t.host, t.port)
+        if replace:
+            lines = [ln for ln in lines
+                     if not (ln.split()[:1] and pattern in ln.split()[0].split(","))]
+        lines += [f"{pattern} {kind} {blob}" for kind, blob in keys]
+        # mkstemp: O_CREAT|O_EXCL, mode 0600, unpredictable name (never follows a planted link)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".known_hosts.")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write("\n".join(lines) + "\n")
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError as e:
+        raise V2VError(f"cannot record the host key of {t.host}:{t.port} in {path}: "
+                       f"{e.strerror or e}") from None
+
+
+def trust_on_first_use(t: Target) -> list[tuple[str, str]]:
+    """Unpinned: record the server's keys if none are recorded; return the new ones (or [])."""
+    if known_keys(t):
+        return []
+    offered = keyscan(t)
+    record_keys(t, offered)
+    recorded = known_keys(t)
+    if not set(offered) <= set(recorded):
+        raise V2VError(f"the host key of {t.host}:{t.port} could not be recorded in "
+                       f"{t.known_hosts_file}: refusing to connect")
+    log.debug(f"trusting the host key of {t.host}:{t.port} on first use: "
+              + ", ".join(f"{k} {fingerprint(b)}" for k, b in recorded))
+    return recorded
 
 
 def pin_host_key(t: Target) -> str:

@@ -43,7 +43,7 @@ def test_reference_options_and_auth_modes() -> None:
     assert argv[:5] == ["ssh", "-p", "2222", "-l", "admin"]
     for opt in ("ConnectTimeout=60", "ServerAliveInterval=300", "ServerAliveCountMax=6",
                 "PreferredAuthentications=keyboard-interactive,password",
-                "StrictHostKeyChecking=accept-new"):
+                "StrictHostKeyChecking=yes"):
         assert opt in argv
     assert argv[-3:] == ["--", "conv.example.com", "cmd"]
     key = ssh.ssh_argv(target(identity="/k", hostkey="SHA256:abc"), "cmd")
@@ -110,6 +110,54 @@ def test_known_hosts_parsing_and_recording(tmp_path: Path) -> None:
     assert "[conv.example.com]:2222 ssh-ed25519 AAAA3" in text and "AAAA1" not in text
     assert "conv.example.com ssh-rsa AAAA2" in text
     assert oct(kh.stat().st_mode & 0o777) == "0o600"
+
+
+def test_every_argv_checks_host_keys_strictly() -> None:
+    """ssh never records a key itself (it cannot be trusted to: fresh media, no state dir)."""
+    for t in (target(), target(identity="/k"), target(hostkey="SHA256:x")):
+        for argv in all_argvs(t):
+            assert "StrictHostKeyChecking=yes" in argv and "UserKnownHostsFile=/tmp/kh" in argv
+            assert "StrictHostKeyChecking=accept-new" not in argv
+
+
+def test_trust_on_first_use_records_for_certain(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """No state directory yet (fresh boot media): it is created 0700 and the key recorded."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+    offered = [("ssh-ed25519", "AAAAC3NzaC1l"), ("ssh-rsa", "AAAAB3NzaC1y")]
+    monkeypatch.setattr(ssh, "keyscan", lambda t, timeout=10: offered)
+    t = target(known_hosts="")
+    assert t.known_hosts_file == str(tmp_path / "home/.local/state/pyv2v/known_hosts")
+    assert ssh.trust_on_first_use(t) == offered
+    assert ssh.known_keys(t) == offered
+    assert oct(os.stat(os.path.dirname(t.known_hosts_file)).st_mode & 0o777) == "0o700"
+    assert oct(os.stat(t.known_hosts_file).st_mode & 0o777) == "0o600"
+    monkeypatch.setattr(ssh, "keyscan", lambda t, timeout=10: [("ssh-ed25519", "b3RoZXI=")])
+    assert ssh.trust_on_first_use(t) == []  # known: ssh checks it (and refuses another)
+    assert ssh.known_keys(t) == offered
+
+
+def test_trust_on_first_use_fails_if_not_recorded(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "file").write_text("")
+    monkeypatch.setattr(ssh, "keyscan", lambda t, timeout=10: [("ssh-ed25519", "AAAA1")])
+    t = target(known_hosts=str(tmp_path / "file" / "known_hosts"))  # parent is not a dir
+    with pytest.raises(V2VError, match="cannot record the host key of conv.example.com:2222"):
+        ssh.trust_on_first_use(t)
+
+
+def test_known_hosts_temp_file_is_exclusive(tmp_path: Path) -> None:
+    """A planted symlink at a predictable temp name is never followed."""
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    kh = tmp_path / "kh"
+    for name in (f"kh.tmp{os.getpid()}", "kh.tmp", "kh.new", ".kh.tmp"):
+        (tmp_path / name).symlink_to(victim)
+    ssh.record_keys(target(known_hosts=str(kh)), [("ssh-ed25519", "AAAA1")])
+    assert victim.read_text() == "precious\n"
+    assert not kh.is_symlink() and "AAAA1" in kh.read_text()
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.is_symlink()) == ["kh", "victim"]
 
 
 @pytest.mark.parametrize("stderr,expect", [

@@ -142,9 +142,13 @@ def render(event: Event) -> None:
     elif isinstance(event, HostKey):
         if event.pinned:
             log.message(f"host key of {event.host} matches the pinned {event.fingerprints[0]}")
-        else:
-            log.message(f"trusting the host key of {event.host} on first use: "
+        else:  # nobody is there to compare it: make it stand out in the log
+            log.warning("*" * 72)
+            log.warning(f"NEW HOST KEY: trusting the host key of {event.host} on first use: "
                         f"{', '.join(event.fingerprints)} (recorded in {event.known_hosts})")
+            log.warning("compare it with the server's (ssh-keygen -lf /etc/ssh/ssh_host_*.pub) "
+                        "and pin it with p2v.hostkey=SHA256:… to refuse any other key")
+            log.warning("*" * 72)
     elif isinstance(event, ServerInfoEvent):
         log.message(f"conversion server runs virt-v2v {event.version}")
     elif isinstance(event, LogDir):

@@ -136,7 +136,10 @@ class Conversion:
             raise Cancelled("conversion cancelled by user")
 
     def _check_pinned_key(self, s: Session) -> None:
-        if s.target.hostkey and not self._pin_reported:
+        if not s.target.hostkey:  # trust on first use: recorded and reported before any login
+            s.check_host_key()
+            self._report_new_keys()
+        elif not self._pin_reported:
             s.check_host_key()
             self._pin_reported = True
             self.emit(HostKey(s.target.host, (s.target.hostkey,), True,
@@ -175,7 +178,7 @@ class Conversion:
         required, optional = wrapper.write_local_files(self._tmpdir, cfg, rdir, xml, colours)
         self._check_cancel()
         self.emit(Status("Setting up the control connection"))
-        r = s.run(f"mkdir {rdir} && date > {rdir}/time", what="control connection")
+        r = s.run(wrapper.mkdir_command(rdir), what="control connection")
         if r.rc != 0:
             raise V2VError(f"cannot create {rdir} on the conversion server: {r.err.strip()}")
         s.scp(required + optional, rdir)  # all exist locally: one scp session

@@ -2,10 +2,11 @@
 
 A Session turns the configuration into an `ssh.Target` (fetching a `p2v.identity` URL into a
 private 0600 file, or serving the password through `Askpass`), applies the host-key policy
-(pinned: checked before any login; otherwise trust on first use, the new fingerprint reported
-once by `new_host_keys()`), and runs remote commands, scp uploads and long-running ssh children
-with clear one-line errors.  Every child goes through process.py; long-running ones are guarded
-by a parent-death signal so ssh never outlives p2v.
+(pinned: checked before any login; otherwise trust on first use: scanned and recorded before
+the first login, the new fingerprint reported once by `new_host_keys()`), and runs remote
+commands, scp uploads and long-running ssh children with clear one-line errors.  Every child
+goes through process.py; long-running ones are guarded by a parent-death signal so ssh never
+outlives p2v.
 """
 
 from __future__ import annotations
@@ -17,35 +18,54 @@ import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from http.client import HTTPMessage
+from typing import IO
 from urllib.parse import unquote, urlsplit
 
 from .. import log, process, ssh
 from ..errors import V2VError
 from .askpass import Askpass
 from .config import Config
+from .redact import redact
 
 SSH_FAILED = 255
 
 
+class _HttpsOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only to another https:// URL (a private key never travels in clear)."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str,
+                         headers: HTTPMessage, newurl: str) -> urllib.request.Request | None:
+        if urlsplit(newurl).scheme.lower() != "https":
+            raise V2VError(f"p2v.identity: refusing the redirect from {redact(req.full_url)} to "
+                           f"{redact(newurl)} (a private key is fetched over https:// only)")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 def fetch_identity(url: str, dest_dir: str) -> str:
-    """Copy/download the private key at `url` (file://, http://, https://, or a path)."""
+    """Copy/download the private key at `url` (file://, https://, or a path; never http://)."""
     parts = urlsplit(url)
+    shown = redact(url)
     dest = os.path.join(dest_dir, "id")
     try:
         if parts.scheme in ("", "file"):
             path = unquote(parts.path) if parts.scheme else url
             with open(path, "rb") as f:
                 data = f.read()
-        elif parts.scheme in ("http", "https"):
-            with urllib.request.urlopen(url, timeout=60) as resp:  # noqa: S310 (scheme checked)
+        elif parts.scheme == "https":
+            opener = urllib.request.build_opener(_HttpsOnlyRedirects)
+            with opener.open(url, timeout=60) as resp:
                 data = resp.read()
+        elif parts.scheme == "http":
+            raise V2VError(f"p2v.identity: refusing to fetch a private key over plain http:// "
+                           f"({shown}): use https:// or file://")
         else:
             raise V2VError(f"p2v.identity: unsupported URL scheme {parts.scheme!r} "
-                           "(use file://, http:// or https://)")
+                           "(use file:// or https://)")
     except (OSError, urllib.error.URLError) as e:
-        raise V2VError(f"cannot fetch the ssh identity {url}: {e}") from None
+        raise V2VError(f"cannot fetch the ssh identity {shown}: {redact(str(e))}") from None
     if b"PRIVATE KEY" not in data:
-        raise V2VError(f"the ssh identity {url} is not a private key file")
+        raise V2VError(f"the ssh identity {shown} is not a private key file")
     fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
@@ -76,9 +96,13 @@ class Session:
 
     # ---- host keys -----------------------------------------------------------------
     def check_host_key(self) -> None:
-        """Pinned key: verify and record it before any login (idempotent)."""
-        if self.target.hostkey and not self._host_key_checked:
-            ssh.pin_host_key(self.target)
+        """Before any login (idempotent): verify and record a pinned key, or record the
+        server's keys on first use (ssh then runs with StrictHostKeyChecking=yes)."""
+        if not self._host_key_checked:
+            if self.target.hostkey:
+                ssh.pin_host_key(self.target)
+            else:
+                ssh.trust_on_first_use(self.target)
         self._host_key_checked = True
 
     def new_host_keys(self) -> list[str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -80,7 +81,7 @@ class ConnectionScreen(Screen[None]):
     def say(self, text: str, cls: str = "") -> None:
         result = self.query_one("#result", Static)
         result.set_classes(cls)
-        result.update(text)
+        result.update(Text(text))  # server text: never markup
 
     def busy(self, on: bool) -> None:
         self.query_one("#test", Button).disabled = on
@@ -88,7 +89,7 @@ class ConnectionScreen(Screen[None]):
     def show_hostkey(self, text: str | None) -> None:
         box = self.query_one("#hostkey-box")
         box.set_class(text is not None, "-shown")
-        self.query_one("#hostkey-text", Static).update(text or "")
+        self.query_one("#hostkey-text", Static).update(Text(text or ""))
 
     def on_descendant_focus(self) -> None:
         focused = self.focused

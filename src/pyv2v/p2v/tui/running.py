@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -157,7 +158,7 @@ class RunningScreen(Screen[None]):
         return f"{secs // 3600}:{secs // 60 % 60:02d}:{secs % 60:02d}"
 
     def tick(self) -> None:
-        self.query_one("#status", Static).update(f"Elapsed {self.elapsed()}   {self.state}")
+        self.query_one("#status", Static).update(Text(f"Elapsed {self.elapsed()}   {self.state}"))
 
     def on_engine_event(self, event: Event) -> None:
         log = self.query_one("#log", Log)
@@ -189,7 +190,7 @@ class RunningScreen(Screen[None]):
         where = (f"\nRemote log directory (on the server): {result.remote_dir}"
                  if result.remote_dir else "")
         final = self.query_one("#final", Static)
-        final.update(f"{result.message}{where}")
+        final.update(Text(f"{result.message}{where}"))  # server text: never markup
         final.set_classes("-shown ok" if result.ok else "-shown bad")
         self.query_one(".buttons").add_class("done")
         self.query_one("#reboot" if self.p2v.iso else "#quit", Button).focus()
