@@ -32,8 +32,7 @@ $(VENV)/.installed: pyproject.toml harness/pyproject.toml
 
 lint: venv
 	$(VENV)/bin/ruff check src harness tests bench
-	$(VENV)/bin/mypy src/pyv2v/errors.py src/pyv2v/log.py src/pyv2v/process.py src/pyv2v/accel.py \
-	  src/pyv2v/nbd.py src/pyv2v/ssh.py src/pyv2v/libvirt_xml src/pyv2v/bootcheck.py
+	$(VENV)/bin/mypy src/pyv2v
 	$(VENV)/bin/mypy harness/src/pyv2v_harness
 
 test: setup lint
