@@ -178,11 +178,11 @@ class FilesOutput(Output):
         if len(set(names)) != len(names):
             raise V2VError(f"-o {self.name}: two disks would have the same file name")
         disks = [os.path.join(outdir, n) for n in names]
-        refuse_existing(name, outdir, disks + [os.path.join(outdir, m)
-                                              for m in self.metadata_files(name)],
-                        self.opts.overwrite)
-        staging = Staging(outdir, name, overwrite=self.opts.overwrite)
+        staging = Staging(outdir, name, overwrite=self.opts.overwrite)  # claims the name
         try:
+            refuse_existing(name, outdir, disks + [os.path.join(outdir, m)
+                                                  for m in self.metadata_files(name)],
+                            self.opts.overwrite)
             dests = tuple(FileDestination(staging, p, self.format) for p in disks)
         except BaseException:
             staging.abort()

@@ -8,13 +8,20 @@ final name with link(2), which fails on any existing name (a symlink included) â
 asked to overwrite, then rename(2) replaces the name itself, never a symlink's target.  `abort`
 removes the directory and anything this run already published; it is registered with the cleanup
 registry, so an error, Ctrl-C or SIGTERM leaves nothing that looks finished.
+
+Two conversions to the same guest name in the same directory: each `Staging` first takes an
+exclusive, non-blocking flock(2) on ``.NAME.pyv2v-lock`` there (held until commit or abort and
+released by the kernel if v2v dies), so the second is refused at setup with one line; `place`'s
+link(2) keeps the commit itself exclusive whatever happens.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import shutil
+import stat
 import tempfile
 
 from ... import process
@@ -53,16 +60,48 @@ def refuse_existing(name: str, outdir: str, finals: list[str], overwrite: bool) 
                            "rename it with -on, or replace it with --overwrite")
 
 
+def claim_name(final_dir: str, name: str) -> tuple[int, str]:
+    """Lock ``.NAME.pyv2v-lock`` in `final_dir` for this run: (fd, path); refused if held."""
+    path = os.path.join(final_dir, f".{name}.pyv2v-lock")
+    for _ in range(10):
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
+        except OSError as e:
+            raise V2VError(f"cannot create {path}: {e.strerror}") from e
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise V2VError(f"{path} is not a regular file")
+        except BlockingIOError:
+            os.close(fd)
+            raise V2VError(f"guest {name} is being converted into {final_dir} by another "
+                           "conversion right now: choose another guest name") from None
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            now = os.lstat(path)
+        except FileNotFoundError:
+            now = None
+        if now is not None and (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino):
+            return fd, path
+        os.close(fd)  # its holder removed it while we opened it: take the new one
+    raise V2VError(f"cannot lock {path}: it keeps changing")
+
+
 class Staging:
     """A private directory of files published under their final names only on `commit`."""
 
     def __init__(self, final_dir: str, name: str, overwrite: bool = False) -> None:
         self.final_dir = final_dir
         self.overwrite = overwrite
+        self._claim: tuple[int, str] | None = claim_name(final_dir, name)
         try:
             self.dir = tempfile.mkdtemp(prefix=f".{name}-", suffix=".pyv2v-partial",
                                         dir=final_dir)
         except OSError as e:
+            self.release()
             raise V2VError(f"cannot create a staging directory in {final_dir}: "
                            f"{e.strerror}") from e
         self.pending: dict[str, str] = {}   # staged path â†’ final path, not yet published
@@ -131,6 +170,7 @@ class Staging:
         for staged, final in list(self.pending.items()):
             self.place(staged, final)
         os.rmdir(self.dir)
+        self.release()
         process.cancel_cleanup(self._hook)
 
     def abort(self) -> None:
@@ -142,4 +182,16 @@ class Staging:
         self.placed.clear()
         self.pending.clear()
         shutil.rmtree(self.dir, ignore_errors=True)
+        self.release()
         process.cancel_cleanup(self._hook)
+
+    def release(self) -> None:
+        """Give up the guest name (unlink the lock file while still holding it, then close)."""
+        if self._claim is not None:
+            fd, path = self._claim
+            self._claim = None
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            os.close(fd)
