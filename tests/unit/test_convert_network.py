@@ -1,4 +1,5 @@
-"""NIC name pinning and configuration re-binding (network.py, netconfig.py, netplan.py)."""
+"""NIC name pinning and configuration re-binding (network.py, nicmatch.py and one module per
+configuration style)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ from pathlib import Path
 import pytest
 
 from pyv2v.v2v.convert.guest import FakeGuest
-from pyv2v.v2v.convert.linux.netconfig import Ifcfg, Ifupdown, NMKeyfile, Pin
+from pyv2v.v2v.convert.linux.ifcfg import Ifcfg
+from pyv2v.v2v.convert.linux.netconfig import Iface, Ifupdown, Pin
 from pyv2v.v2v.convert.linux.netplan import Netplan, scan
-from pyv2v.v2v.convert.linux.network import configure_network, plan_pins
+from pyv2v.v2v.convert.linux.network import configure_network
+from pyv2v.v2v.convert.linux.nicmatch import plan_pins
+from pyv2v.v2v.convert.linux.nmkeyfile import NMKeyfile
 from pyv2v.v2v.types import TargetNicPlan
 
 A, B = "52:54:00:00:00:0a", "52:54:00:00:00:0b"
@@ -19,19 +23,59 @@ def nic(mac: str, dev: str | None = None) -> TargetNicPlan:
     return TargetNicPlan(mac=mac, source_dev=dev, network="default")
 
 
-def test_pins_from_source_names_lower_case_macs() -> None:
-    pins = plan_pins((nic(A.upper(), "eth0"), nic(B, "ens224")), ["eth0"])
-    assert pins == [Pin("eth0", A), Pin("ens224", B)]
+def conf(name: str | None, mac: str | None = None, **kw: bool) -> Iface:
+    return Iface(name, mac, "/etc/x", "test", **kw)
+
+
+def test_source_name_pinned_only_where_the_guest_uses_it() -> None:
+    pins = plan_pins((nic(A.upper(), "eth0"), nic(B, "ens224")), [conf("eth0")])
+    assert pins == [Pin("eth0", A)]
+
+
+def test_p2v_live_name_differs_from_the_configured_name() -> None:
+    # physical.xml says eth0 (the live system's name); the installed guest configures ens33.
+    assert plan_pins((nic(A, "eth0"),), [conf("ens33")]) == [Pin("ens33", A)]
+
+
+def test_mac_binding_wins_over_names_and_order() -> None:
+    ifaces = [conf("eth0"), conf("ens34", B), conf("ens33", A)]
+    pins = plan_pins((nic(A.upper(), "eth1"), nic(B, "eth0")), ifaces)
+    assert pins == [Pin("ens33", A), Pin("ens34", B)]
+
+
+def test_mac_only_configuration_claims_its_nic() -> None:
+    # A NetworkManager connection bound to B by MAC only: the one named config gets A.
+    assert plan_pins((nic(A), nic(B)), [conf(None, B), conf("ens33")]) == [Pin("ens33", A)]
+
+
+def test_several_names_paired_in_source_order_with_a_warning(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    pins = plan_pins((nic(A), nic(B)), [conf("ens10"), conf("ens9")])
+    assert pins == [Pin("ens9", A), Pin("ens10", B)]
+    assert "pinned in order, ens9=" in capsys.readouterr().err
+
+
+def test_globs_and_stale_naming_rules_need_no_pin(capsys: pytest.CaptureFixture[str]) -> None:
+    ifaces = [conf("en*", pattern=True), conf("eth7", "00:16:3e:00:00:07", naming_only=True)]
+    assert plan_pins((nic(A),), ifaces) == []
+    assert "warning" not in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("configured,expect", [
     (["eth0"], [Pin("eth0", A)]),
     (["br0", "enp3s0", "bond0.12"], [Pin("enp3s0", A)]),
-    (["eth0", "eth1"], []),
     ([], []),
 ])
 def test_pin_fallback_without_source_names(configured: list[str], expect: list[Pin]) -> None:
-    assert plan_pins((nic(A), nic(B)), configured) == expect
+    assert plan_pins((nic(A),), [conf(n) for n in configured]) == expect
+
+
+def test_unmatched_names_are_warned_never_silently_dropped(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert plan_pins((nic(A), nic(B)), [conf("ens33"), conf("ens34"), conf("ens35")]) == []
+    err = capsys.readouterr().err
+    for name in ("ens33", "ens34", "ens35"):
+        assert f"configures interface {name} in /etc/x (test)" in err
 
 
 NETPLAN = """\
@@ -56,19 +100,23 @@ network:
 
 def test_netplan_scan() -> None:
     entries = scan(NETPLAN)
-    assert [(e.id, e.name, e.match_lines, e.flow_lines) for e in entries] == [
-        ("id0", "eth0", [5], []), ("ens224", "ens224", [], [9]), ("eth1", "eth1", [], [])]
+    assert [(e.id, e.name, e.mac, e.match_lines, e.flow_lines) for e in entries] == [
+        ("id0", "eth0", "00:50:56:01:02:03", [5], []),
+        ("ens224", None, "00:50:56:04:05:06", [], [9]),   # matched: the id is not a name
+        ("eth1", "eth1", None, [], [])]
 
 
 def test_netplan_retarget(tmp_path: Path) -> None:
     g = FakeGuest(tmp_path)
     g.write("/etc/netplan/01-net.yaml", NETPLAN)
-    changed = Netplan().retarget(g, [Pin("eth0", A), Pin("ens224", B)], None)
+    changed = Netplan().retarget(g, [Pin("eth0", A)], None)
     assert changed == ["/etc/netplan/01-net.yaml"]
     text = g.read_text("/etc/netplan/01-net.yaml")
-    assert f'macaddress: "{A}"' in text and f"match: {{macaddress: {B}}}" in text
+    assert f'macaddress: "{A}"' in text and "match: {macaddress: 00:50:56:04:05:06}" in text
     assert "macaddress: 00:50:56:07:08:09   # sets the MAC" in text
-    assert Netplan().names(g) == ["eth0", "ens224", "eth1"]
+    assert Netplan().names(g) == ["eth0", "eth1"]
+    assert [(i.name, i.mac) for i in Netplan().interfaces(g)] == [
+        ("eth0", A), (None, "00:50:56:04:05:06"), ("eth1", None)]
 
 
 def test_nm_keyfile_by_name_and_sole_nic(tmp_path: Path) -> None:
@@ -132,10 +180,11 @@ def test_udev_rules_on_old_guests(tmp_path: Path) -> None:
     assert not g.exists("/etc/systemd/network")
 
 
-def test_several_unnamed_interfaces_warn(tmp_path: Path,
+def test_several_unnamed_interfaces_paired_in_order(tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     g = FakeGuest(tmp_path)
     g.write("/usr/lib/systemd/network/99-default.link", "[Link]\n")
     g.write("/etc/network/interfaces", "iface eth0 inet dhcp\niface eth1 inet dhcp\n")
-    assert configure_network(g, (nic(A), nic(B)), (Ifupdown(),)) == []
-    assert "several interfaces (eth0, eth1)" in capsys.readouterr().err
+    pins = configure_network(g, (nic(A), nic(B)), (Ifupdown(),))
+    assert pins == [Pin("eth0", A), Pin("eth1", B)]
+    assert "eth0, eth1 and nothing says which source NIC each was" in capsys.readouterr().err

@@ -16,8 +16,9 @@ from ....errors import V2VError
 from ..guest import Guest
 from .base import LinuxConverter
 from .kernels import Kernel
-from .netconfig import Ifupdown, NetConfig, NMKeyfile
+from .netconfig import Ifupdown, NetConfig
 from .netplan import Netplan
+from .nmkeyfile import NMKeyfile
 from .packages import Dpkg, PackageDb
 
 MODULES_FILE = "/etc/initramfs-tools/modules"

@@ -1,10 +1,13 @@
-"""Network configuration formats: which interfaces each names, and re-binding them to new MACs.
+"""What every network configuration style shares: the records and the contract, plus ifupdown
+and udev's persistent-net rules (the two styles that are a few lines each).
 
-One class per format — ifupdown, ifcfg (Red Hat network-scripts and SUSE wicked), NetworkManager
-keyfiles, netplan, udev persistent-net rules — each with `names` (the interface names it
-configures) and `retarget` (point "match this MAC" settings at the target's MAC).  Settings that
-*set* a MAC (ifcfg MACADDR/LLADDR, ifupdown hwaddress, netplan macaddress outside match) are left
-alone: they still work on the new NIC.  Edits are textual and keep everything else as it was.
+A style (`NetConfig` subclass, one module per style: ifcfg.py, nmkeyfile.py, netplan.py,
+networkd.py) reports the interfaces the guest configures as `Iface` records — the name the
+configuration expects and, where it says so, the MAC it binds to — and can `retarget` "match this
+MAC" settings at the target's MACs.  Settings that *set* a MAC (ifcfg MACADDR/LLADDR, ifupdown
+hwaddress, netplan macaddress outside match) are left alone: they still work on the new NIC.
+Edits are textual and keep everything else as it was.  Which name goes to which NIC is decided
+from these records in nicmatch.py.
 """
 
 from __future__ import annotations
@@ -13,17 +16,45 @@ import posixpath
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import ClassVar
 
 from .... import log
 from ..guest import Guest
 
 PHYSICAL_NAME_RE = re.compile(r"^(eth\d+|en[a-z0-9_]+|em\d+|p\d+p\d+[a-z0-9_]*)$")
+_MAC_RE = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
 
 
 @dataclass(frozen=True)
 class Pin:
     name: str   # interface name in the guest ("eth0")
     mac: str    # the target NIC's MAC, lower case
+
+
+@dataclass(frozen=True)
+class Iface:
+    """One interface a configuration file expects to find."""
+
+    name: str | None          # the interface name it expects (None: any name, e.g. MAC-only)
+    mac: str | None           # the MAC it binds to, lower case, if it binds to one
+    path: str                 # where it is configured
+    style: str                # "ifupdown", "networkd" … (for messages)
+    pattern: bool = False     # `name` is a glob (networkd Name=en*): matches whatever it gets
+    naming_only: bool = False  # a naming rule (udev, .link), not an address configuration
+
+    @property
+    def exact_name(self) -> str | None:
+        return None if self.pattern else self.name
+
+
+def norm_mac(value: str) -> str | None:
+    """A MAC as lower-case colon form, or None if `value` is not one (dashes accepted)."""
+    mac = value.strip().strip("\"'").lower().replace("-", ":")
+    return mac if _MAC_RE.match(mac) else None
+
+
+def is_glob(name: str) -> bool:
+    return any(c in name for c in "*?[")
 
 
 def mac_for(name: str | None, pins: list[Pin], sole_mac: str | None) -> str | None:
@@ -37,8 +68,16 @@ def mac_for(name: str | None, pins: list[Pin], sole_mac: str | None) -> str | No
 
 
 class NetConfig(ABC):
+    style: ClassVar[str] = ""
+
     @abstractmethod
-    def names(self, guest: Guest) -> list[str]: ...
+    def interfaces(self, guest: Guest) -> list[Iface]:
+        """The interfaces this style's files configure, in file order."""
+
+    def names(self, guest: Guest) -> list[str]:
+        """The exact interface names configured (no globs), without duplicates."""
+        return list(dict.fromkeys(i.exact_name for i in self.interfaces(guest)
+                                  if i.exact_name))
 
     @abstractmethod
     def retarget(self, guest: Guest, pins: list[Pin], sole_mac: str | None) -> list[str]:
@@ -56,130 +95,42 @@ def config_files(guest: Guest, directory: str, prefix: str = "", suffix: str = "
 class Ifupdown(NetConfig):
     """Debian's /etc/network/interfaces (+ interfaces.d): configured by name only."""
 
-    def names(self, guest: Guest) -> list[str]:
+    style = "ifupdown"
+
+    def interfaces(self, guest: Guest) -> list[Iface]:
         main = ["/etc/network/interfaces"] if guest.is_file("/etc/network/interfaces") else []
-        paths = main + config_files(guest, "/etc/network/interfaces.d")
-        out: list[str] = []
-        for path in paths:
+        out: list[Iface] = []
+        for path in main + config_files(guest, "/etc/network/interfaces.d"):
             for line in guest.read_lines(path):
                 w = line.split()
                 if len(w) >= 2 and w[0] in ("iface", "auto", "allow-hotplug", "allow-auto"):
-                    out += [n for n in (w[1:2] if w[0] == "iface" else w[1:]) if n != "lo"]
-        return list(dict.fromkeys(out))
+                    out += [Iface(n, None, path, self.style)
+                            for n in (w[1:2] if w[0] == "iface" else w[1:]) if n != "lo"]
+        return out
 
     def retarget(self, guest: Guest, pins: list[Pin], sole_mac: str | None) -> list[str]:
         return []
 
 
-_KV_RE = re.compile(r"""^(\s*)([A-Z_][A-Z0-9_]*)=(["']?)(.*?)\3\s*$""")
-
-
-class Ifcfg(NetConfig):
-    """ifcfg-NAME files (Red Hat network-scripts, SUSE wicked): HWADDR binds to a MAC."""
-
-    def __init__(self, directory: str) -> None:
-        self.directory = directory
-
-    def _parse(self, guest: Guest, path: str) -> dict[str, str]:
-        out = {}
-        for line in guest.read_lines(path):
-            m = _KV_RE.match(line)
-            if m:
-                out[m.group(2)] = m.group(4)
-        return out
-
-    def _name(self, guest: Guest, path: str) -> str:
-        return self._parse(guest, path).get("DEVICE") or posixpath.basename(path)[len("ifcfg-"):]
-
-    def _paths(self, guest: Guest) -> list[str]:
-        return [p for p in config_files(guest, self.directory, "ifcfg-")
-                if not p.endswith("/ifcfg-lo")]
-
-    def names(self, guest: Guest) -> list[str]:
-        return [self._name(guest, p) for p in self._paths(guest)]
-
-    def retarget(self, guest: Guest, pins: list[Pin], sole_mac: str | None) -> list[str]:
-        changed = []
-        for path in self._paths(guest):
-            mac = mac_for(self._name(guest, path), pins, sole_mac)
-
-            def edit(text: str, mac: str | None = mac) -> str:
-                out = []
-                for line in text.splitlines(keepends=True):
-                    m = _KV_RE.match(line.rstrip("\n"))
-                    if m and m.group(2) == "HWADDR" and mac and m.group(4).lower() != mac:
-                        q = m.group(3)
-                        line = f"{m.group(1)}HWADDR={q}{mac}{q}\n"
-                    out.append(line)
-                return "".join(out)
-
-            if guest.edit_text(path, edit):
-                changed.append(path)
-        return changed
-
-
-class NMKeyfile(NetConfig):
-    """NetworkManager keyfiles: [connection] interface-name, [ethernet] mac-address."""
-
-    DIR = "/etc/NetworkManager/system-connections"
-
-    def _sections(self, text: str) -> dict[str, dict[str, str]]:
-        out: dict[str, dict[str, str]] = {}
-        section = ""
-        for line in text.splitlines():
-            s = line.strip()
-            if s.startswith("[") and s.endswith("]"):
-                section = s[1:-1]
-            elif "=" in s and not s.startswith("#"):
-                k, v = s.split("=", 1)
-                out.setdefault(section, {})[k.strip()] = v.strip()
-        return out
-
-    def names(self, guest: Guest) -> list[str]:
-        out = []
-        for path in config_files(guest, self.DIR):
-            sec = self._sections(guest.read_text(path))
-            name = sec.get("connection", {}).get("interface-name")
-            if name and sec.get("connection", {}).get("type") in ("ethernet", "802-3-ethernet"):
-                out.append(name)
-        return out
-
-    def retarget(self, guest: Guest, pins: list[Pin], sole_mac: str | None) -> list[str]:
-        changed = []
-        for path in config_files(guest, self.DIR):
-            sec = self._sections(guest.read_text(path))
-            mac = mac_for(sec.get("connection", {}).get("interface-name"), pins, sole_mac)
-            if not mac or "mac-address" not in sec.get("ethernet", {}):
-                continue
-
-            def edit(text: str, mac: str = mac) -> str:
-                out, section = [], ""
-                for line in text.splitlines(keepends=True):
-                    s = line.strip()
-                    if s.startswith("[") and s.endswith("]"):
-                        section = s[1:-1]
-                    elif section == "ethernet" and s.split("=", 1)[0].strip() == "mac-address":
-                        line = f"mac-address={mac.upper()}\n"
-                    out.append(line)
-                return "".join(out)
-
-            if guest.edit_text(path, edit):
-                changed.append(path)
-        return changed
-
-
 class UdevPersistentNet(NetConfig):
     """Old udev's 70-persistent-net.rules: NAME bound to ATTR{address}."""
 
+    style = "udev rules"
     PATH = "/etc/udev/rules.d/70-persistent-net.rules"
     NAME_RE = re.compile(r'NAME="([^"]+)"')
     ADDR_RE = re.compile(r'(ATTR\{address\}==")([^"]*)(")')
 
-    def names(self, guest: Guest) -> list[str]:
+    def interfaces(self, guest: Guest) -> list[Iface]:
         if not guest.is_file(self.PATH):
             return []
-        return [m.group(1) for line in guest.read_lines(self.PATH)
-                if not line.lstrip().startswith("#") and (m := self.NAME_RE.search(line))]
+        out = []
+        for line in guest.read_lines(self.PATH):
+            if line.lstrip().startswith("#") or not (m := self.NAME_RE.search(line)):
+                continue
+            a = self.ADDR_RE.search(line)
+            out.append(Iface(m.group(1), norm_mac(a.group(2)) if a else None, self.PATH,
+                             self.style, naming_only=True))
+        return out
 
     def retarget(self, guest: Guest, pins: list[Pin], sole_mac: str | None) -> list[str]:
         if not guest.is_file(self.PATH):

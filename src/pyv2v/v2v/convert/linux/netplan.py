@@ -1,4 +1,6 @@
-"""Netplan YAML (/etc/netplan/*.yaml): ethernets entries, their set-name and match.macaddress.
+"""Netplan YAML (/etc/netplan/*.yaml): ethernets entries, their set-name and match (macaddress,
+name).  An entry with no match configures the interface named by its id; one with a match
+configures whatever matches (renamed by set-name if given).
 
 Read with a small indentation-based line scanner rather than a YAML library so the rewrite
 changes one value on one line and keeps comments, order and quoting of the rest of the file.
@@ -12,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..guest import Guest
-from .netconfig import NetConfig, Pin, config_files, mac_for
+from .netconfig import Iface, NetConfig, Pin, config_files, is_glob, mac_for, norm_mac
 
 _KEY_RE = re.compile(r"^(\s*)([A-Za-z0-9_.\-\"']+):\s*(.*?)\s*$")
 _MAC_VALUE_RE = re.compile(r"""^(\s*macaddress:\s*)(["']?)([0-9A-Fa-f:]{17})(["']?)(.*)$""")
@@ -25,16 +27,31 @@ class _Entry:
     set_name: str | None = None
     match_lines: list[int] = field(default_factory=list)   # lines holding match: macaddress
     flow_lines: list[int] = field(default_factory=list)    # lines holding match: {…}
+    has_match: bool = False
+    match_name: str | None = None
+    mac: str | None = None
 
     @property
     def name(self) -> str | None:
+        """The name the interface will have (a glob if match: name: is one), or None."""
         if self.set_name:
             return self.set_name
-        return None if any(c in self.id for c in "*?[") else self.id
+        if self.has_match:
+            return self.match_name
+        return self.id
 
 
 def _unquote(v: str) -> str:
     return v.strip().strip("\"'")
+
+
+def _flow_match(entry: _Entry, value: str) -> None:
+    for item in value.strip("{} ").split(","):
+        k, _, v = item.partition(":")
+        if k.strip() == "macaddress":
+            entry.mac = norm_mac(v)
+        elif k.strip() == "name":
+            entry.match_name = _unquote(v)
 
 
 def scan(text: str) -> list[_Entry]:
@@ -64,25 +81,33 @@ def scan(text: str) -> list[_Entry]:
         if match_indent is not None and indent <= match_indent:
             match_indent = None
         if key == "match":
+            cur.has_match = True
             if value.startswith("{"):
                 cur.flow_lines.append(i)
+                _flow_match(cur, value)
             else:
                 match_indent = indent
         elif key == "macaddress" and match_indent is not None:
             cur.match_lines.append(i)
+            cur.mac = norm_mac(value)
+        elif key == "name" and match_indent is not None:
+            cur.match_name = _unquote(value)
         elif key == "set-name":
             cur.set_name = _unquote(value)
     return entries
 
 
 class Netplan(NetConfig):
+    style = "netplan"
     DIR = "/etc/netplan"
 
     def _paths(self, guest: Guest) -> list[str]:
         return [p for p in config_files(guest, self.DIR) if p.endswith((".yaml", ".yml"))]
 
-    def names(self, guest: Guest) -> list[str]:
-        return [e.name for p in self._paths(guest) for e in scan(guest.read_text(p)) if e.name]
+    def interfaces(self, guest: Guest) -> list[Iface]:
+        return [Iface(e.name, e.mac, p, self.style, pattern=bool(e.name and is_glob(e.name)))
+                for p in self._paths(guest) for e in scan(guest.read_text(p))
+                if e.name or e.mac]
 
     def retarget(self, guest: Guest, pins: list[Pin], sole_mac: str | None) -> list[str]:
         changed = []

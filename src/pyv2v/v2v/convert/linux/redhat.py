@@ -13,8 +13,10 @@ from ....errors import V2VError
 from ..guest import Guest
 from . import dracut
 from .base import LinuxConverter
+from .ifcfg import Ifcfg
 from .kernels import Kernel
-from .netconfig import Ifcfg, NetConfig, NMKeyfile
+from .netconfig import NetConfig
+from .nmkeyfile import NMKeyfile
 from .packages import PackageDb, Rpm
 
 MKINITRD = "/sbin/mkinitrd"

@@ -16,8 +16,10 @@ from ...types import Inspect
 from ..guest import Guest
 from . import dracut
 from .base import LinuxConverter
+from .ifcfg import Ifcfg
 from .kernels import Kernel
-from .netconfig import Ifcfg, NetConfig, NMKeyfile
+from .netconfig import NetConfig
+from .nmkeyfile import NMKeyfile
 from .packages import PackageDb, Rpm
 
 SYSCONFIG_KERNEL = "/etc/sysconfig/kernel"

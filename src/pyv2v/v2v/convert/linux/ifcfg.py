@@ -1,0 +1,66 @@
+"""ifcfg-NAME files (Red Hat network-scripts and NetworkManager's ifcfg-rh, SUSE wicked).
+
+The interface is DEVICE= (else the file name's suffix); HWADDR= binds it to a MAC and is what
+`retarget` rewrites.  MACADDR=/LLADDR= *set* the MAC and are left alone.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+
+from ..guest import Guest
+from .netconfig import Iface, NetConfig, Pin, config_files, is_glob, mac_for, norm_mac
+
+_KV_RE = re.compile(r"""^(\s*)([A-Z_][A-Z0-9_]*)=(["']?)(.*?)\3\s*$""")
+
+
+def parse(lines: list[str]) -> dict[str, str]:
+    out = {}
+    for line in lines:
+        m = _KV_RE.match(line)
+        if m:
+            out[m.group(2)] = m.group(4)
+    return out
+
+
+class Ifcfg(NetConfig):
+    style = "ifcfg"
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+
+    def _name(self, kv: dict[str, str], path: str) -> str:
+        return kv.get("DEVICE") or posixpath.basename(path)[len("ifcfg-"):]
+
+    def _paths(self, guest: Guest) -> list[str]:
+        return [p for p in config_files(guest, self.directory, "ifcfg-")
+                if not p.endswith("/ifcfg-lo")]
+
+    def interfaces(self, guest: Guest) -> list[Iface]:
+        out = []
+        for path in self._paths(guest):
+            kv = parse(guest.read_lines(path))
+            name = self._name(kv, path)
+            out.append(Iface(name, norm_mac(kv.get("HWADDR", "")), path, self.style,
+                             pattern=is_glob(name)))
+        return out
+
+    def retarget(self, guest: Guest, pins: list[Pin], sole_mac: str | None) -> list[str]:
+        changed = []
+        for path in self._paths(guest):
+            mac = mac_for(self._name(parse(guest.read_lines(path)), path), pins, sole_mac)
+
+            def edit(text: str, mac: str | None = mac) -> str:
+                out = []
+                for line in text.splitlines(keepends=True):
+                    m = _KV_RE.match(line.rstrip("\n"))
+                    if m and m.group(2) == "HWADDR" and mac and m.group(4).lower() != mac:
+                        q = m.group(3)
+                        line = f"{m.group(1)}HWADDR={q}{mac}{q}\n"
+                    out.append(line)
+                return "".join(out)
+
+            if guest.edit_text(path, edit):
+                changed.append(path)
+        return changed

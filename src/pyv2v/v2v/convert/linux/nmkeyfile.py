@@ -1,0 +1,69 @@
+"""NetworkManager keyfiles (/etc/NetworkManager/system-connections): ethernet connections.
+
+``[connection] interface-name`` names the interface, ``[ethernet] mac-address`` binds to a MAC
+(what `retarget` rewrites); a connection with neither applies to any ethernet device.
+``cloned-mac-address`` *sets* the MAC and is left alone.  Addresses, routes and DNS
+(``[ipv4] address1=…``) are not touched.
+"""
+
+from __future__ import annotations
+
+from ..guest import Guest
+from .netconfig import Iface, NetConfig, Pin, config_files, mac_for, norm_mac
+
+ETHERNET = ("ethernet", "802-3-ethernet")
+
+
+def sections(text: str) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    section = ""
+    for line in text.splitlines():
+        s = line.strip()
+        if s.startswith("[") and s.endswith("]"):
+            section = s[1:-1]
+        elif "=" in s and not s.startswith("#"):
+            k, v = s.split("=", 1)
+            out.setdefault(section, {})[k.strip()] = v.strip()
+    return out
+
+
+class NMKeyfile(NetConfig):
+    style = "NetworkManager"
+    DIR = "/etc/NetworkManager/system-connections"
+
+    def interfaces(self, guest: Guest) -> list[Iface]:
+        out = []
+        for path in config_files(guest, self.DIR):
+            sec = sections(guest.read_text(path))
+            conn = sec.get("connection", {})
+            if conn.get("type") not in ETHERNET:
+                continue
+            mac = norm_mac(sec.get("ethernet", sec.get("802-3-ethernet", {}))
+                           .get("mac-address", "").split(";")[0])
+            name = conn.get("interface-name")
+            if name or mac:
+                out.append(Iface(name, mac, path, self.style))
+        return out
+
+    def retarget(self, guest: Guest, pins: list[Pin], sole_mac: str | None) -> list[str]:
+        changed = []
+        for path in config_files(guest, self.DIR):
+            sec = sections(guest.read_text(path))
+            mac = mac_for(sec.get("connection", {}).get("interface-name"), pins, sole_mac)
+            if not mac or "mac-address" not in sec.get("ethernet", {}):
+                continue
+
+            def edit(text: str, mac: str = mac) -> str:
+                out, section = [], ""
+                for line in text.splitlines(keepends=True):
+                    s = line.strip()
+                    if s.startswith("[") and s.endswith("]"):
+                        section = s[1:-1]
+                    elif section == "ethernet" and s.split("=", 1)[0].strip() == "mac-address":
+                        line = f"mac-address={mac.upper()}\n"
+                    out.append(line)
+                return "".join(out)
+
+            if guest.edit_text(path, edit):
+                changed.append(path)
+        return changed
