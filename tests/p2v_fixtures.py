@@ -10,7 +10,10 @@ another fake version) for one test.  All are started through pyv2v.process and t
 The fake virt-v2v answers --version/--machine-readable like 2.2.0; as a conversion it records
 its argv, reads every NBD disk of physical.xml through the tunnel (sha256, size, whether a write
 is refused) into fake-v2v-result.json, prints virt-v2v-like stage lines, and obeys
-`-oo fake-sleep=SECS` (sleeps with a child process: cancel tests) and `-oo fake-exit=N`.
+`-oo fake-sleep=SECS` (sleeps with a child process: cancel tests), `-oo fake-hold=SECS` (keeps
+the disks connected that long, printing "Holding the disks") and `-oo fake-exit=N`; it reads TCP
+and unix-socket NBD disks.  `start_sshd(extra_tokens=["nbd-unix-socket"])` makes it claim more
+features (a pyv2v-like server); `sshd_config=` lines are appended to the sshd's config.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from proc_helpers import pgrep
 
 from pyv2v import accel, process, ssh
 from pyv2v.p2v.config import Config
@@ -40,6 +44,7 @@ vdsm-compat-option in-place io/oo mac-option bandwidth-option input:disk input:l
 input:libvirtxml input:ova input:vmx output:glance output:json output:libvirt output:local
 output:null output:openstack output:qemu output:rhv output:rhv-upload output:vdsm
 convert:linux convert:windows ovf:rhvv4 ovf:rhvexp""".split()
+TOKENS += [t for t in os.environ.get("FAKE_V2V_EXTRA_TOKENS", "").split(",") if t]
 args = sys.argv[1:]
 if args == ["--version"]:
     print("virt-v2v " + VERSION); sys.exit(0)
@@ -53,13 +58,18 @@ json.dump(args, open("fake-v2v-argv.json", "w"))
 print("fake virt-v2v: debug output goes to stderr", file=sys.stderr)
 stage("Setting up the source: -i libvirtxml " + args[-1])
 import nbd
-disks = []
+disks, handles = [], []
 for d in ET.parse(args[-1]).getroot().iter("disk"):
     host = d.find("source/host")
     if d.get("device") != "disk" or host is None:
         continue
     h = nbd.NBD()
-    h.connect_uri("nbd://%s:%s" % (host.get("name"), host.get("port")))
+    if host.get("transport") == "unix":
+        where = {"socket": host.get("socket")}
+        h.connect_uri("nbd+unix:///?socket=" + host.get("socket"))
+    else:
+        where = {"port": int(host.get("port"))}
+        h.connect_uri("nbd://%s:%s" % (host.get("name"), host.get("port")))
     size, sha, off = h.get_size(), hashlib.sha256(), 0
     while off < size:
         n = min(1 << 22, size - off)
@@ -68,8 +78,13 @@ for d in ET.parse(args[-1]).getroot().iter("disk"):
         h.pwrite(b"x" * 512, 0); refused = False
     except nbd.Error:
         refused = True
-    disks.append({"port": int(host.get("port")), "size": size, "sha256": sha.hexdigest(),
+    disks.append({**where, "size": size, "sha256": sha.hexdigest(),
                   "write_refused": refused, "read_only": bool(h.is_read_only())})
+    handles.append(h)
+if "fake-hold" in opts:  # keep the disks connected a while (tests look at the server meanwhile)
+    stage("Holding the disks")
+    time.sleep(float(opts["fake-hold"]))
+for h in handles:
     h.shutdown()
 stage("Copying disk 1/%d" % len(disks))
 json.dump({"disks": disks}, open("fake-v2v-result.json", "w"))
@@ -109,12 +124,13 @@ class Sshd:
         return cfg
 
     def procs(self, pattern: str) -> list[str]:
-        r = subprocess.run(["pgrep", "-a", "-f", pattern], capture_output=True, text=True)
-        return [ln for ln in r.stdout.splitlines() if "pgrep" not in ln]
+        """Live processes matching `pattern` (pgrep -af), other xdist workers' left out."""
+        return pgrep(pattern)
 
 
 def start_sshd(*, fake_version: str | None = "2.2.0", path: list[str] | None = None,
-               env: dict[str, str] | None = None, password_user: bool = False) -> Sshd:
+               env: dict[str, str] | None = None, password_user: bool = False,
+               extra_tokens: list[str] | None = None, sshd_config: str = "") -> Sshd:
     if os.geteuid() != 0:
         pytest.skip("the private sshd needs root")
     dirs = list(path) if path is not None else list(loopback.DEFAULT_PATH)
@@ -130,7 +146,9 @@ def start_sshd(*, fake_version: str | None = "2.2.0", path: list[str] | None = N
     setenv = dict(env or {})
     if fake_version is not None:
         setenv["FAKE_V2V_VERSION"] = fake_version
-    srv = loopback.start(path=dirs, env=setenv)
+    if extra_tokens:
+        setenv["FAKE_V2V_EXTRA_TOKENS"] = ",".join(extra_tokens)
+    srv = loopback.start(path=dirs, env=setenv, sshd_config=sshd_config)
     user = password = None
     if password_user:
         user = "p2vt" + "".join(secrets.choice(string.ascii_lowercase) for _ in range(6))

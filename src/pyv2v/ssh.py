@@ -6,7 +6,8 @@ Public API:
   (the password reaches ssh only through an SSH_ASKPASS helper and a private channel, see
   pyv2v/p2v/askpass.py: never in argv, an environment or a log).
 - `ssh_argv(t, command, tty=False)`, `reverse_forward_argv(t, local_port)`,
-  `scp_argv(t, files, remote_dir)`: complete argv lists with the reference options
+  `reverse_socket_forward_argv(t, remote_socket, local_port)`, `scp_argv(t, files, remote_dir)`:
+  complete argv lists with the reference options
   (PROTOCOL.md §1) and our host-key options; `quote(argv)` builds a remote command string.
 - Host keys are checked against OUR known_hosts file, never accepted silently, and ssh itself
   never records anything: every argv has `StrictHostKeyChecking=yes`.  Before the first
@@ -16,7 +17,10 @@ Public API:
   are recorded, else fails; a changed key is then refused by ssh.  `t.hostkey="SHA256:…"` pins
   it: `pin_host_key` scans the server, refuses a mismatch, and records only the pinned key.
   `known_keys(t)` lists recorded keys; `fingerprint(blob)` is ssh-keygen's SHA256 form.
-- `parse_allocated_port(text)` reads "Allocated port N for remote forward".
+- `parse_allocated_port(text)` reads "Allocated port N for remote forward";
+  `parse_socket_forward(text)` reads ssh -v's "remote forward success for: listen PATH:-2"
+  (a unix-socket forward prints nothing else when it is up) and `forward_failed(text)` its
+  refusal ("remote port forwarding failed").
 - `explain(stderr, t)` turns ssh's stderr into a one-line user message (unreachable, auth,
   host key…); `guard(argv)` adds a parent-death signal so ssh never outlives its owner.
 """
@@ -37,6 +41,7 @@ from .errors import V2VError
 
 CONNECT_TIMEOUT = 60
 ALLOCATED_RE = re.compile(r"Allocated port (\d+) for remote forward")
+SOCKET_FORWARD_RE = re.compile(r"remote forward success for: listen (/\S+):-?\d+, connect ")
 
 
 def default_known_hosts() -> str:
@@ -111,6 +116,16 @@ def reverse_forward_argv(t: Target, local_port: int, local_host: str = "127.0.0.
                               "-o", "ExitOnForwardFailure=yes"])
 
 
+def reverse_socket_forward_argv(t: Target, remote_socket: str, local_port: int,
+                                local_host: str = "127.0.0.1") -> list[str]:
+    """`ssh -R SOCKET:HOST:PORT -N -v`: the server listens on the unix socket `remote_socket`
+    (created by sshd with StreamLocalBindMask, 0600 by default; never replaced, since sshd's
+    StreamLocalBindUnlink defaults to no) and forwards its connections to HOST:PORT here.
+    `-v` makes ssh say when the forward is up (see `parse_socket_forward`)."""
+    return ssh_argv(t, extra=["-N", "-v", "-R", f"{remote_socket}:{local_host}:{local_port}",
+                              "-o", "ExitOnForwardFailure=yes"])
+
+
 def scp_argv(t: Target, files: Sequence[str], remote_dir: str) -> list[str]:
     """Upload `files` into `remote_dir`, preserving modes (scp speaks sftp)."""
     host = f"[{t.host}]" if ":" in t.host else t.host
@@ -121,6 +136,17 @@ def scp_argv(t: Target, files: Sequence[str], remote_dir: str) -> list[str]:
 def parse_allocated_port(text: str) -> int | None:
     m = ALLOCATED_RE.search(text)
     return int(m.group(1)) if m else None
+
+
+def parse_socket_forward(text: str) -> str | None:
+    """The remote socket path once ssh -v reports its unix-socket forward as established."""
+    m = SOCKET_FORWARD_RE.search(text)
+    return m.group(1) if m else None
+
+
+def forward_failed(text: str) -> bool:
+    """Did the server refuse a remote forward (then ExitOnForwardFailure ends ssh)?"""
+    return "remote port forwarding failed" in text or "remote forward failure" in text
 
 
 # ---- host keys -------------------------------------------------------------------------

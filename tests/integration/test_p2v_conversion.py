@@ -216,7 +216,7 @@ def test_p2v_killed_kills_remote_conversion(p2v_sshd: Sshd, tmp_path: Path, smal
     p.send_signal(sig)
     out = "".join(seen) + p.communicate(timeout=60)[0]
     if sig == signal.SIGTERM:
-        assert p.returncode == 130, out
+        assert p.returncode == 143, out  # 128 + SIGTERM (errors.py)
         assert "p2v: error: conversion cancelled by user" in out
     wait_for(lambda: not p2v_sshd.procs(str(p2v_sshd.fake_bin)), 15)
     wait_for(lambda: not p2v_sshd.procs(f"file={small_image}"), 15)  # nbdkit

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from pyv2v.p2v import hardware
+from pyv2v.p2v.config import Config
 
 LSCPU = """Architecture:                    x86_64
 CPU(s):                          8
@@ -99,3 +102,52 @@ def test_helpers() -> None:
 def test_real_machine_does_not_crash() -> None:
     hw = hardware.discover()
     assert hw.online_cpus >= 1 and hw.memory > 0
+
+
+def test_boot_firmware(tmp_path: Path) -> None:
+    root = fake_machine(tmp_path / "bios")  # /sys/firmware/acpi only
+    assert hardware.discover(str(root), "").firmware == "bios"
+    root = fake_machine(tmp_path / "uefi")
+    (root / "sys/firmware/efi/efivars").mkdir(parents=True)
+    assert hardware.discover(str(root), "").firmware == "uefi"
+    assert hardware.find_firmware(str(tmp_path / "nothing")) == "unknown"
+
+
+def test_conversion_writes_the_firmware(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run passes the discovered firmware on to physical.xml (<os firmware='efi'>)."""
+    from pyv2v.p2v import conversion, physical_xml, wrapper
+
+    written: list[bytes] = []
+
+    def stop(tmpdir: str, cfg: Config, rdir: str, xml: bytes, colours: bool) -> None:
+        written.append(xml)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(wrapper, "write_local_files", stop)
+    monkeypatch.setattr(conversion, "open_data_conn", lambda *a, **kw: FakeConn())
+    for firmware, attr in (("uefi", b'firmware="efi"'), ("bios", b'firmware="bios"')):
+        hw = hardware.discover(str(fake_machine(tmp_path / firmware)), "")
+        hw.firmware = firmware
+        cfg = Config(server="conv", identity=f"file://{key(tmp_path)}", disks=["sda"],
+                     skip_test_connection=True, known_hosts=str(tmp_path / "kh"))
+        conv = conversion.Conversion(cfg, hw=hw)
+        monkeypatch.setattr(conv.session(), "check_host_key", lambda: None)
+        with pytest.raises(RuntimeError, match="stop here"):
+            conv._run()
+        conv.close()
+        assert attr in written[-1]
+        assert written[-1] == physical_xml.build(cfg, [50000], hw.macs, firmware=firmware)
+
+
+class FakeConn:
+    remote_port = 50000
+    endpoint = 50000
+
+    def close(self) -> None:
+        pass
+
+
+def key(tmp_path: Path) -> Path:
+    k = tmp_path / "id"
+    k.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----\n")
+    return k

@@ -75,8 +75,10 @@ def wait_banner(port: int, timeout: float = 15) -> None:
     raise V2VError(f"the loopback sshd on port {port} did not start")
 
 
-def start(*, path: list[str] | None = None, env: dict[str, str] | None = None) -> Server:
-    """Start the server; `path` is the sessions' PATH (first match wins for `virt-v2v`)."""
+def start(*, path: list[str] | None = None, env: dict[str, str] | None = None,
+          sshd_config: str = "") -> Server:
+    """Start the server; `path` is the sessions' PATH (first match wins for `virt-v2v`);
+    `sshd_config` lines are appended (e.g. "GatewayPorts yes")."""
     if os.geteuid() != 0:
         raise V2VError("the loopback conversion server needs root (sshd)")
     d = Path(tempfile.mkdtemp(prefix="pyv2v-sshd-"))
@@ -106,6 +108,7 @@ PermitTTY yes
 LogLevel VERBOSE
 Subsystem sftp /usr/lib/openssh/sftp-server
 SetEnv {' '.join(f'{k}={v}' for k, v in setenv.items())}
+{sshd_config}
 """)
     os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
     log = d / "sshd.log"

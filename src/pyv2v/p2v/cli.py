@@ -165,9 +165,13 @@ def kernel_mode(cfg: config.Config, hw: hardware.Hardware, engine: RealEngine) -
     conv = engine.conversion(cfg, hw)
     conv.subscribe(render)
 
+    received: list[int] = []  # the signal that cancelled the run sets the exit status
+
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        if conv.cancelled:
-            raise KeyboardInterrupt
+        if conv.cancelled:  # a second signal: stop waiting for the remote side
+            raise Cancelled(f"{signal.Signals(signum).name}: stopped", received[0]
+                            if received else signum)
+        received.append(signum)
         log.warning(f"{signal.Signals(signum).name}: cancelling the conversion")
         conv.cancel()
 
@@ -180,7 +184,7 @@ def kernel_mode(cfg: config.Config, hw: hardware.Hardware, engine: RealEngine) -
             engine.run_hook("p2v.fail", cfg.fail)
         finally:
             if result.cancelled:
-                raise Cancelled(result.message)
+                raise Cancelled(result.message, received[0] if received else None)
         raise V2VError(result.message)
     engine.run_hook("p2v.post", cfg.post)
     return 0

@@ -3,11 +3,13 @@
 `Conversion(cfg)` runs the reference sequence (PROTOCOL.md §2–4): test connection, one
 read-only NBD export (`cfg.nbd_server`) + `ssh -R` data connection per disk, the remote work
 dir with its files, then the control connection (`ssh -tt`) running virt-v2v-wrapper.sh,
-streaming virt-v2v's stdout lines live and ending with the conversion's exit code.  Observers
-(`subscribe(fn)`) receive the events of events.py; `run()` returns the final `Finished` event
-and never raises V2VError.  `Conversion(cfg, session=s)` runs over the engine's ssh `Session`
-(engine.py: one per server, shared with its test connection, left open here); without one the
-conversion opens its own and closes it at the end.
+streaming virt-v2v's stdout lines live and ending with the conversion's exit code.  A server
+whose virt-v2v says `nbd-unix-socket` (our v2v) gets its 0700 work dir first and each disk as a
+0600 unix socket inside it (nbd_export.py); stock servers get loopback TCP ports, checked.
+Observers (`subscribe(fn)`) receive the events of events.py; `run()` returns the final
+`Finished` event and never raises V2VError.  `Conversion(cfg, session=s)` runs over the
+engine's ssh `Session` (engine.py: one per server, shared with its test connection, left open
+here); without one the conversion opens its own and closes it at the end.
 
 `cancel()` is safe from any thread or a signal handler: it sends ^C over the control pty (the
 remote session's processes get SIGINT); if the remote side is still there after GRACE seconds
@@ -43,8 +45,15 @@ from .events import (
     ServerInfoEvent,
     Status,
 )
-from .hardware import Hardware, find_interfaces
-from .nbd_export import DataConn, open_data_conn
+from .hardware import Hardware, find_firmware, find_interfaces
+from .nbd_export import (
+    LISTENERS_COMMAND,
+    SOCKET_FEATURE,
+    DataConn,
+    check_loopback_only,
+    open_data_conn,
+    socket_path,
+)
 from .session import SSH_FAILED, Session
 
 GRACE = 10.0  # seconds between ^C and the harder remote kill
@@ -163,24 +172,32 @@ class Conversion:
         self._check_pinned_key(s)
         # Like virt-p2v: ask the server for colours only if this client shows them.
         colours = bool(self.server_info and self.server_info.colours and log.colours())
-        for disk in cfg.disks:
-            self._check_cancel()
-            self.emit(Status(f"Starting local NBD server and data connection for {disk}"))
-            self._conns.append(open_data_conn(s, disk, cfg.nbd_server))
-        self._report_new_keys()
+        # A pyv2v server reads NBD unix sockets: its private work dir comes first and each disk
+        # is forwarded to a 0600 socket inside it.  A stock server keeps the reference wire
+        # (TCP forwards first, then the work dir), with the forwards checked loopback-only.
+        sockets = bool(self.server_info and SOCKET_FEATURE in self.server_info.features)
         rdir = self.remote_dir = wrapper.remote_dir_name()
         self.emit(LogDir(rdir))
+        if sockets:
+            self._make_remote_dir(s, rdir)
+        for i, disk in enumerate(cfg.disks):
+            self._check_cancel()
+            self.emit(Status(f"Starting local NBD server and data connection for {disk}"))
+            sock = socket_path(rdir, disk, i) if sockets else None
+            self._conns.append(open_data_conn(s, disk, cfg.nbd_server, sock))
+        self._report_new_keys()
         hw = self.hw
         macs = hw.macs if hw else find_interfaces("/")[1]
         topo = (hw.cpu.sockets, hw.cpu.cores, hw.cpu.threads) if hw else None
-        xml = physical_xml.build(cfg, [c.remote_port for c in self._conns], macs, topo)
+        firmware = hw.firmware if hw else find_firmware("/")
+        xml = physical_xml.build(cfg, [c.endpoint for c in self._conns], macs, topo,
+                                 firmware=firmware)
         self._tmpdir = tempfile.mkdtemp(prefix="p2v-files-")
         required, optional = wrapper.write_local_files(self._tmpdir, cfg, rdir, xml, colours)
         self._check_cancel()
         self.emit(Status("Setting up the control connection"))
-        r = s.run(wrapper.mkdir_command(rdir), what="control connection")
-        if r.rc != 0:
-            raise V2VError(f"cannot create {rdir} on the conversion server: {r.err.strip()}")
+        if not sockets:
+            self._make_remote_dir(s, rdir, [c.remote_port for c in self._conns])
         s.scp(required + optional, rdir)  # all exist locally: one scp session
         self._check_cancel()
         self.emit(Status("Doing conversion"))
@@ -192,6 +209,18 @@ class Conversion:
             raise V2VError(f"control connection failed: {ssh.explain(err, s.target)}")
         return Finished(False, rc, f"virt-v2v failed with exit code {rc} (log: {rdir}/"
                         f"{wrapper.LOG} on the server)", rdir)
+
+    def _make_remote_dir(self, s: Session, rdir: str, tcp_ports: list[int] | None = None) -> None:
+        """Create the private work dir; with TCP forwards, check in the same ssh command that
+        the server listens on them on its loopback only."""
+        cmd = wrapper.mkdir_command(rdir)
+        if tcp_ports:
+            cmd += f" && {{ {LISTENERS_COMMAND}; }}"
+        r = s.run(cmd, what="control connection")
+        if r.rc != 0:
+            raise V2VError(f"cannot create {rdir} on the conversion server: {r.err.strip()}")
+        if tcp_ports:
+            check_loopback_only(r.out, tcp_ports, s.target.host)
 
     def _control_loop(self, s: Session, rdir: str) -> tuple[int, str]:
         argv = ssh.ssh_argv(s.target, wrapper.control_command(rdir), tty=True)

@@ -5,7 +5,8 @@ Disks are /sys/block entries named sd*, hd*, vd*, nvme*, cciss!*, ubd*, minus th
 holds the running root filesystem (found from /proc/self/mountinfo and the sysfs `dev` numbers,
 so no /dev access is needed) and removable drives with no medium (`removable`=1, `size`=0).
 sr* are removable (CD/DVD).  NICs are em*, en*, eth*, wl* in /sys/class/net with their MAC.
-CPU vendor/topology/flags come from lscpu output; ACPI from /sys/firmware/acpi; memory from
+CPU vendor/topology/flags come from lscpu output; ACPI from /sys/firmware/acpi; the boot
+firmware from /sys/firmware (efi/ present ⇒ uefi, else bios; none ⇒ unknown); memory from
 /proc/meminfo; the RTC basis from /sys/class/rtc/rtc0/since_epoch versus the system clock.
 """
 
@@ -48,6 +49,7 @@ class Hardware:
     removable: list[str] = field(default_factory=list)
     interfaces: list[str] = field(default_factory=list)
     macs: dict[str, str] = field(default_factory=dict)
+    firmware: str = "unknown"  # what the machine booted with: uefi | bios | unknown
 
 
 def _read(root: str, path: str) -> str | None:
@@ -168,6 +170,14 @@ def find_interfaces(root: str = "/") -> tuple[list[str], dict[str, str]]:
     return names, macs
 
 
+def find_firmware(root: str = "/") -> str:
+    """uefi if the kernel was booted by UEFI firmware (/sys/firmware/efi exists), else bios;
+    unknown when there is no /sys/firmware at all (not a Linux sysfs)."""
+    if os.path.isdir(os.path.join(root, "sys/firmware/efi")):
+        return "uefi"
+    return "bios" if os.path.isdir(os.path.join(root, "sys/firmware")) else "unknown"
+
+
 def read_rtc(root: str = "/", now: float | None = None,
              gmtoff: int | None = None) -> tuple[str, int]:
     """(basis, offset): how the hardware clock relates to UTC, rounded to 15 minutes."""
@@ -210,6 +220,7 @@ def discover(root: str = "/", lscpu_text: str | None = None) -> Hardware:
             hw.memory = int(line.split()[1]) * 1024
     hw.cpu = parse_lscpu(lscpu_text)
     hw.cpu.acpi = os.path.exists(os.path.join(root, "sys/firmware/acpi"))
+    hw.firmware = find_firmware(root)
     hw.rtc_basis, hw.rtc_offset = read_rtc(root)
     hw.disks, hw.removable = find_disks(root)
     hw.interfaces, hw.macs = find_interfaces(root)

@@ -1,25 +1,41 @@
-"""Data connections (PROTOCOL.md §3): one read-only NBD export + one `ssh -R 0:…` per disk.
+"""Data connections (PROTOCOL.md §3): one read-only NBD export + one `ssh -R` per disk.
 
 `open_data_conn(session, disk)` serves the disk (`sda` → /dev/sda, or an absolute path such
-as a `--disk` image) read-only on 127.0.0.1 with nbdkit (or qemu-nbd), then opens
-`ssh -R 0:127.0.0.1:PORT -N` and waits for "Allocated port N for remote forward": N is the
-port on the server's loopback that reaches the disk, as written into physical.xml.
+as a `--disk` image) read-only on 127.0.0.1 with nbdkit (or qemu-nbd), then opens the reverse
+forward and waits until the server end is up:
+- stock servers (the reference wire): `ssh -R 0:127.0.0.1:PORT -N` and "Allocated port N for
+  remote forward": N is the port on the server's loopback that reaches the disk.  Every local
+  user of the server can connect to it, so p2v checks that it is at least loopback-only
+  (`check_loopback_only`: the server's /proc/net/tcp{,6}, read in the same ssh command that
+  makes the work dir; a `GatewayPorts yes` server would publish the disk to the network);
+- pyv2v servers (`nbd-unix-socket` in `virt-v2v --machine-readable`): `remote_socket=` a path
+  inside the 0700 work dir (`socket_path()`), `ssh -R PATH:127.0.0.1:PORT -N -v`, up when ssh
+  reports "remote forward success"; sshd creates the socket 0600 (StreamLocalBindMask), so only
+  the connecting user reaches the disk and nothing listens on TCP.
 `DataConn.close()` SIGHUPs the ssh (there is no session to end politely) and stops the server.
 """
 
 from __future__ import annotations
 
 import collections
+import ipaddress
 import os
+import re
 import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from .. import log, nbd, process, ssh
 from ..errors import V2VError
+from .physical_xml import target_dev
 from .session import Session
+
+SOCKET_FEATURE = "nbd-unix-socket"  # the server's -i libvirtxml reads NBD unix-socket disks
+LISTENERS_COMMAND = "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null; true"
+MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes with the NUL
 
 
 def device_path(disk: str) -> str:
@@ -38,15 +54,28 @@ def disk_size(path: str) -> int:
         os.close(fd)
 
 
+def socket_path(remote_dir: str, disk: str, index: int) -> str:
+    """The server-side unix socket of disk `index`: REMOTE_DIR/sda.sock (the target name)."""
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", target_dev(disk, index))
+    path = f"{remote_dir}/{name}.sock"
+    return path if len(path) <= MAX_SOCKET_PATH else f"{remote_dir}/disk{index}.sock"
+
+
 @dataclass
 class DataConn:
     disk: str
     server: nbd.NbdServer
     ssh: process.Child
-    remote_port: int
+    remote_port: int  # the server's loopback port (TCP), 0 with a unix socket
     size: int
     stderr_tail: collections.deque[str] = field(
         default_factory=lambda: collections.deque(maxlen=20))
+    remote_socket: str | None = None
+
+    @property
+    def endpoint(self) -> int | str:
+        """What physical.xml names: the socket path, else the port on the server's loopback."""
+        return self.remote_socket or self.remote_port
 
     def alive(self) -> bool:
         return self.ssh.poll() is None and self.server.alive()
@@ -70,48 +99,114 @@ class DataConn:
 
 
 def _read_stderr(child: process.Child, tail: collections.deque[str],
-                 port: list[int], ready: threading.Event) -> None:
+                 up: Callable[[str], object], found: list[object],
+                 ready: threading.Event) -> None:
     stream = child.proc.stderr
     if stream is None:
         ready.set()
         return
     for line in stream:
         line = line.rstrip("\r\n")
+        if not found and (value := up(line)) is not None:
+            found.append(value)
+            ready.set()
+        if line.startswith("debug1: "):  # ssh -v chatter: not an error message
+            continue
         tail.append(line)
-        if not port:
-            found = ssh.parse_allocated_port(line)
-            if found is not None:
-                port.append(found)
-                ready.set()
         log.debug(f"data ssh: {line}")
     ready.set()  # EOF: ssh exited
 
 
-def open_data_conn(session: Session, disk: str, server: str = "nbdkit") -> DataConn:
+def open_data_conn(session: Session, disk: str, server: str = "nbdkit",
+                   remote_socket: str | None = None) -> DataConn:
     path = device_path(disk)
     nbd_server = nbd.start_readonly(path, server)
+    up: Callable[[str], object]
     try:
-        argv = ssh.reverse_forward_argv(session.target, nbd_server.port)
+        if remote_socket is None:
+            argv = ssh.reverse_forward_argv(session.target, nbd_server.port)
+            up = ssh.parse_allocated_port
+        else:
+            argv = ssh.reverse_socket_forward_argv(session.target, remote_socket,
+                                                   nbd_server.port)
+
+            def up(line: str) -> object:
+                return remote_socket if ssh.parse_socket_forward(line) == remote_socket else None
         child = session.spawn(argv)
     except BaseException:
         nbd_server.stop()
         raise
     tail: collections.deque[str] = collections.deque(maxlen=20)
-    port: list[int] = []
+    found: list[object] = []
     ready = threading.Event()
-    threading.Thread(target=_read_stderr, args=(child, tail, port, ready), daemon=True,
+    threading.Thread(target=_read_stderr, args=(child, tail, up, found, ready), daemon=True,
                      name=f"data-ssh-{disk}").start()
     deadline = time.monotonic() + session.target.connect_timeout + 20
     while not ready.wait(0.2) and time.monotonic() < deadline:
         pass
-    if not port:
+    if not found:
         child.terminate()
         nbd_server.stop()
         what = f"could not open the data connection for {disk}"
+        text = "\n".join(tail)
         if child.poll() is None and time.monotonic() >= deadline:
-            raise V2VError(f"{what}: no port allocated by the server")
-        raise V2VError(f"{what}: {ssh.explain(chr(10).join(tail), session.target)}")
-    conn = DataConn(disk, nbd_server, child, port[0], disk_size(path))
-    conn.stderr_tail = tail
-    log.debug(f"data connection for {disk}: local {nbd_server.uri} → server port {port[0]}")
+            raise V2VError(f"{what}: no forward set up by the server")
+        if remote_socket is not None and ssh.forward_failed(text):
+            raise V2VError(f"{what}: the server refused to forward the unix socket "
+                           f"{remote_socket} (its sshd needs AllowStreamLocalForwarding yes "
+                           "and AllowTcpForwarding yes or remote)")
+        raise V2VError(f"{what}: {ssh.explain(text, session.target)}")
+    port = found[0] if isinstance(found[0], int) else 0
+    conn = DataConn(disk, nbd_server, child, port, disk_size(path), tail, remote_socket)
+    log.debug(f"data connection for {disk}: local {nbd_server.uri} → server {conn.endpoint}")
     return conn
+
+
+# ---- the stock (TCP) path: is the server's end of the tunnel loopback-only? -------------
+
+def _proc_net_address(hexaddr: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """/proc/net/tcp{,6} addresses: 32-bit words in host (little-endian) byte order."""
+    raw = bytes.fromhex(hexaddr)
+    fixed = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+    return ipaddress.ip_address(fixed)
+
+
+def tcp_listeners(text: str) -> dict[int, set[str]]:
+    """Listening TCP sockets in /proc/net/tcp{,6} text: port → local addresses."""
+    found: dict[int, set[str]] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) < 4 or parts[3] != "0A" or ":" not in parts[1]:  # 0A = LISTEN
+            continue
+        addr, _, port = parts[1].partition(":")
+        try:
+            ip = _proc_net_address(addr)
+            found.setdefault(int(port, 16), set()).add(str(ip))
+        except ValueError:
+            continue
+    return found
+
+
+def _loopback(addr: str) -> bool:
+    ip = ipaddress.ip_address(addr)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped.is_loopback
+    return ip.is_loopback
+
+
+def check_loopback_only(text: str, ports: Iterable[int], where: str) -> None:
+    """Refuse a forward the server binds beyond its loopback (sshd `GatewayPorts yes`):
+    the whole disk would be readable, unauthenticated, from the network."""
+    listeners = tcp_listeners(text)
+    for port in ports:
+        addrs = listeners.get(port)
+        if not addrs:
+            log.warning(f"cannot check who may connect to port {port} on {where} "
+                        "(not in its /proc/net/tcp): assuming sshd's default GatewayPorts no")
+            continue
+        exposed = sorted(a for a in addrs if not _loopback(a))
+        if exposed:
+            raise V2VError(f"the conversion server {where} publishes this machine's disk on "
+                           f"{', '.join(exposed)} port {port}, not only on its loopback: set "
+                           "GatewayPorts no in its sshd_config (refusing to expose the disk to "
+                           "the network)")

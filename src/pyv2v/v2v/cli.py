@@ -66,8 +66,10 @@ outside its own directory (symlinks resolved), or is a json:/protocol name, is r
            oc=", ".join(n for n, c in outputs.OUTPUTS.items() if c.accepts_conn) or "none yet"
            ) + EXIT_STATUS_HELP
 
+# "pyv2v" and "nbd-unix-socket" (-i libvirtxml reads NBD unix-socket disks) are ours: a p2v
+# seeing the latter forwards each disk to a private unix socket instead of a TCP port.
 FEATURES = ["virt-v2v", "pyv2v", "libguestfs-rewrite", "colours-option", "mac-option",
-            "input:disk", "input:libvirtxml",
+            "nbd-unix-socket", "input:disk", "input:libvirtxml",
             *[f"output:{o}" for o in sorted(outputs.OUTPUTS)], "convert:linux"]
 
 
