@@ -1,7 +1,8 @@
 """Golden tests: convert fake guest trees of every family and compare everything that changed.
 
 Each case under tests/golden/convert/<case>/ has ``in/`` (the guest tree before conversion) and
-``case.json`` (the inspection data, target bus and NIC plans).  The conversion runs on a copy
+``case.json`` (the inspection data, target bus, NIC plans and optionally ``uuids``: the
+filesystem UUID of each inspected device).  The conversion runs on a copy
 with FakeGuest and fake guest tools (dpkg, rpm, update-initramfs, dracut, vendor uninstallers)
 that edit the tree the way the real ones would.  ``out/`` holds exactly what differs afterwards:
 ``tree/`` (every created or modified file), ``deleted.txt``, ``symlinks.txt``, plus
@@ -113,7 +114,8 @@ def run_case(case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> d
     shutil.copytree(GOLDEN / case / "in", tree, symlinks=True)
     before = snapshot(tree)
     inspect, opts = load_case(case)
-    guest = FakeGuest(tree, FAKE_TOOLS)
+    uuids = json.loads((GOLDEN / case / "case.json").read_text()).get("uuids", {})
+    guest = FakeGuest(tree, FAKE_TOOLS, uuids)
     capsys.readouterr()
     caps = converter_for(inspect).convert(guest, inspect, opts)
     err = capsys.readouterr().err

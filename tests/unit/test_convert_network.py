@@ -12,6 +12,7 @@ from pyv2v.v2v.convert.linux.ifcfg import Ifcfg
 from pyv2v.v2v.convert.linux.netconfig import Iface, Ifupdown, Pin
 from pyv2v.v2v.convert.linux.netplan import Netplan, scan
 from pyv2v.v2v.convert.linux.network import configure_network
+from pyv2v.v2v.convert.linux.networkd import Networkd
 from pyv2v.v2v.convert.linux.nicmatch import plan_pins
 from pyv2v.v2v.convert.linux.nmkeyfile import NMKeyfile
 from pyv2v.v2v.types import TargetNicPlan
@@ -188,3 +189,38 @@ def test_several_unnamed_interfaces_paired_in_order(tmp_path: Path,
     pins = configure_network(g, (nic(A), nic(B)), (Ifupdown(),))
     assert pins == [Pin("eth0", A), Pin("eth1", B)]
     assert "eth0, eth1 and nothing says which source NIC each was" in capsys.readouterr().err
+
+
+def test_networkd_names_macs_globs_and_link_files(tmp_path: Path) -> None:
+    g = FakeGuest(tmp_path)
+    d = "/etc/systemd/network"
+    g.write(f"{d}/10-lan.network", "[Match]\nName=ens33 !eth9\n[Network]\nAddress=10.0.0.5/24\n"
+            "DNS=10.0.0.53\n[Route]\nGateway=10.0.0.1\n")
+    g.write(f"{d}/20-mac.network", "[Match]\nMACAddress=00-50-56-AA-00-02\n[Network]\nDHCP=yes\n")
+    g.write(f"{d}/30-any.network", "# all others\n[Match]\nName=en*\n[Network]\nDHCP=yes\n")
+    g.write(f"{d}/05-wan.link", "[Match]\nMACAddress=00:50:56:aa:00:03\n[Link]\nName=wan0\n")
+    g.write(f"{d}/10-pyv2v-old.link", "[Match]\nMACAddress=52:54:00:00:00:99\n[Link]\nName=x\n")
+    g.write("/usr/lib/systemd/network/99-default.link", "[Link]\nNamePolicy=path\n")
+    got = [(i.name, i.mac, i.pattern, i.naming_only) for i in Networkd().interfaces(g)]
+    assert got == [("wan0", "00:50:56:aa:00:03", False, True),
+                   ("ens33", None, False, False),
+                   (None, "00:50:56:aa:00:02", False, False),
+                   ("en*", None, True, False)]
+    # p2v: the live system called the cards eth0/eth1; the guest's names win.  The second card
+    # is 20-mac.network's (by MAC), so ens33 can only be the first.
+    nics = (nic(A, "eth0"), nic("00:50:56:AA:00:02", "eth1"))
+    pins = configure_network(g, nics, ())
+    assert pins == [Pin("ens33", A)]
+    text = g.read_text(f"{d}/10-pyv2v-ens33.link")
+    assert f"MACAddress={A}" in text and "Name=ens33" in text
+
+
+def test_networkd_retarget_only_matches(tmp_path: Path) -> None:
+    g = FakeGuest(tmp_path)
+    d = "/etc/systemd/network"
+    body = ("[Match]\nName=ens33\nMACAddress=00:50:56:aa:00:01\n"
+            "[Link]\nMACAddress=00:50:56:aa:00:01\n")
+    g.write(f"{d}/10-lan.network", body)
+    assert Networkd().retarget(g, [Pin("ens33", A)], None) == [f"{d}/10-lan.network"]
+    assert g.read_text(f"{d}/10-lan.network") == body.replace(
+        "Name=ens33\nMACAddress=00:50:56:aa:00:01", f"Name=ens33\nMACAddress={A}")

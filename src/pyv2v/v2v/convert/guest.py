@@ -85,6 +85,12 @@ class Guest(ABC):
         """Run a guest program with extra environment variables (through the guest's env)."""
         return self.command(["/usr/bin/env", *(f"{k}={v}" for k, v in env.items()), *argv])
 
+    def fs_uuid(self, device: str) -> str | None:
+        """The UUID of the filesystem (or swap, LUKS header) on a device, or None.
+
+        `device` is the conversion's own name for it (an inspection mountpoint's device)."""
+        return None
+
     def read_text(self, path: str) -> str:
         return self.read(path).decode("utf-8", errors="replace")
 
@@ -127,6 +133,12 @@ class LibguestfsGuest(Guest):
     def write(self, path: str, data: bytes | str) -> None:
         raw = data.encode() if isinstance(data, str) else data
         self._wrap(f"writing {path}", lambda: self.g.write(path, raw))
+
+    def fs_uuid(self, device: str) -> str | None:
+        try:
+            return str(self.g.vfs_uuid(device)) or None
+        except RuntimeError:
+            return None
 
     def exists(self, path: str) -> bool:
         return bool(self.g.exists(path))
@@ -182,11 +194,16 @@ FakeCommand = Callable[["FakeGuest", list[str]], str]
 class FakeGuest(Guest):
     """A Guest over a directory tree on the host, for unit tests only."""
 
-    def __init__(self, root: Path, commands: dict[str, FakeCommand] | None = None) -> None:
+    def __init__(self, root: Path, commands: dict[str, FakeCommand] | None = None,
+                 uuids: Mapping[str, str] | None = None) -> None:
         self.root = Path(root)
         self.commands: dict[str, FakeCommand] = dict(commands or {})
+        self.uuids = dict(uuids or {})     # device → filesystem UUID, for fs_uuid
         self.calls: list[list[str]] = []
         self.envs: list[dict[str, str]] = []   # the environment of each call, parallel to calls
+
+    def fs_uuid(self, device: str) -> str | None:
+        return self.uuids.get(device)
 
     def host_path(self, path: str) -> Path:
         if not path.startswith("/"):

@@ -1,11 +1,12 @@
 """The Linux conversion, stage by stage, shared by every family.
 
 `LinuxConverter.convert` is the whole procedure: remove foreign hypervisor tools, choose the
-kernel, rewrite device names, make the kernel the default, pin NIC names, queue first-boot tasks,
-arrange SELinux relabelling and the UEFI fallback loader, rebuild the initramfs with the virtio
-drivers, verify, and report `GuestCaps` (with the device names written, one per disk).  A
-family subclass supplies only what really differs: its package database, network configuration
-formats, initramfs tool and paths (class attributes and `build_initramfs`).
+kernel, rewrite device names (source-only by-id/by-path names to UUIDs, or refuse at once),
+make the kernel the default, pin NIC names, queue first-boot tasks, arrange SELinux relabelling
+and the UEFI fallback loader, rebuild the initramfs with the virtio drivers, verify, and report
+`GuestCaps` (with the device names written, one per disk).  A family subclass supplies only what
+really differs: its package database, network configuration formats, initramfs tool and paths
+(class attributes and `build_initramfs`).
 """
 
 from __future__ import annotations
@@ -18,14 +19,13 @@ from .... import log
 from ....errors import V2VError
 from ...types import ConvertOptions, GuestCaps, Inspect
 from ..guest import Guest
-from . import firstboot, uefi
+from . import firstboot, stablenames, uefi
 from .bootconfig import (
     DEVICE_FILES,
     check_device_names,
     expand,
     rewrite_device_names,
     set_default_kernel,
-    warn_hardware_names,
 )
 from .devices import DeviceMapper
 from .kernels import Kernel, choose_kernel, installed_kernels
@@ -65,7 +65,8 @@ class LinuxConverter(ABC):
         mapper = DeviceMapper(opts.block_bus)
         files = DEVICE_FILES + self.extra_device_files
         rewrite_device_names(guest, mapper, files)
-        warn_hardware_names(guest)
+        stablenames.rewrite(guest, inspect, expand(guest, files))
+        stablenames.check(guest, expand(guest, DEVICE_FILES))
         set_default_kernel(guest, kernel)
         pins = configure_network(guest, opts.nics, self.net_configs)
         if pins:

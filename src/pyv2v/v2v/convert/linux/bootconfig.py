@@ -32,9 +32,6 @@ DEVICE_FILES = (
 GRUB2_CONFIGS = ("/boot/grub/grub.cfg", "/boot/grub2/grub.cfg", "/boot/efi/EFI/*/grub.cfg")
 LEGACY_CONFIGS = ("/boot/grub/menu.lst", "/boot/grub/grub.conf")
 BLS_DIR = "/boot/loader/entries"
-# Names derived from the source's hardware, which the target's disks will not have.
-HARDWARE_NAME_RE = re.compile(r"/dev/disk/by-(?:id|path)/\S+")
-MOUNT_FILES = ("/etc/fstab", "/etc/crypttab")
 OPTICAL_FS = {"iso9660", "udf"}
 # Xen paravirtual consoles do not exist on KVM; the serial console does.
 CONSOLE_RENAMES = (("console=xvc0", "console=ttyS0"),)
@@ -88,17 +85,6 @@ def rewrite_device_names(guest: Guest, mapper: DeviceMapper, globs: tuple[str, .
                     + ", ".join(sorted(mapper.schemes)) + "): the order of the target disks was "
                     "guessed; check /etc/fstab after conversion")
     return changed
-
-
-def warn_hardware_names(guest: Guest) -> None:
-    """Warn about by-id/by-path names: they cannot be mapped, and will not exist on the target."""
-    for path in expand(guest, MOUNT_FILES):
-        for line in guest.read_lines(path):
-            if line.lstrip().startswith("#"):
-                continue
-            for name in HARDWARE_NAME_RE.findall(line):
-                log.warning(f"{path} names {name}, which the target's disks will not have: "
-                            "change it to UUID= or LABEL= or the guest may not boot")
 
 
 def check_device_names(guest: Guest, mapper: DeviceMapper, globs: tuple[str, ...]) -> None:
