@@ -25,6 +25,9 @@ from .kernel_cmdline import Cmdline
 TRUE = {"", "1", "true", "t", "yes", "y", "on"}
 FALSE = {"0", "false", "f", "no", "n", "off"}
 SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
+# No setting may hold C0 controls or DEL (they would reach physical.xml, argv and logs), lone
+# surrogates or the XML non-characters U+FFFE/U+FFFF (found by tests/unit/test_fuzz_parsers.py).
+BAD_TEXT = re.compile("[\x00-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,22 @@ def specs() -> list[tuple[str, Spec]]:
     return [(f.name, f.metadata["spec"]) for f in dataclasses.fields(Config)]
 
 
+def check_text(key: str, value: str) -> str:
+    """`value`, or a one-line V2VError if it holds control characters."""
+    if BAD_TEXT.search(value):
+        raise V2VError(f"invalid {key}: control characters are not allowed in settings")
+    return value
+
+
+def check_values(cfg: Config) -> None:
+    """Every non-secret text setting of `cfg` (wherever it came from) passes check_text."""
+    for attr, spec in specs():
+        value = getattr(cfg, attr)
+        if not spec.secret and isinstance(value, (str, list)):
+            for item in value if isinstance(value, list) else [value]:
+                check_text(spec.key, str(item))
+
+
 def parse_bool(key: str, value: str) -> bool:
     v = value.strip().lower()
     if v in TRUE:
@@ -151,6 +170,8 @@ def format_size(n: int) -> str:
 
 
 def parse_value(spec: Spec, value: str) -> Any:
+    if not spec.secret:
+        check_text(spec.key, value)
     if spec.kind == "int":
         try:
             return int(value.strip())
@@ -197,10 +218,12 @@ def apply_cmdline(cfg: Config, cmdline: Cmdline) -> list[str]:
 def read_config_file(path: str) -> Cmdline:
     """A config file: `key=value` lines (p2v. prefix optional), # comments, quoted values."""
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             lines = f.read().splitlines()
     except OSError as e:
         raise V2VError(f"cannot read config file {path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise V2VError(f"config file {path} is not UTF-8 text (byte {e.start})") from None
     pairs: list[tuple[str, str]] = []
     for n, line in enumerate(lines, 1):
         line = line.strip()

@@ -63,7 +63,7 @@ class Cmdline:
     @classmethod
     def from_proc(cls, path: str = PROC_CMDLINE) -> Cmdline:
         try:
-            with open(path) as f:
+            with open(path, encoding="utf-8", errors="replace") as f:  # bytes never crash
                 text = f.read()
         except OSError:
             return cls([], "none")

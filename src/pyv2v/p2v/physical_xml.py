@@ -16,7 +16,7 @@ from .. import __version__ as VERSION
 from .. import devnames
 from ..libvirt_xml import to_document
 from ..libvirt_xml.domain import DiskXML, DomainXML, InterfaceXML
-from .config import Config
+from .config import Config, check_values
 
 FIRMWARE = {"bios": "bios", "uefi": "efi"}  # what the machine booted with → <os firmware=…>
 
@@ -73,6 +73,7 @@ def build(cfg: Config, ports: Sequence[int | str], macs: Mapping[str, str] | Non
     """
     if len(ports) != len(cfg.disks):
         raise ValueError("one NBD port per disk is required")
+    check_values(cfg)  # e.g. a control character from the kernel command line: a clear error
     macs = macs or {}
     arch = arch or os.uname().machine
     if cfg.phys_topo and topology and all(topology):

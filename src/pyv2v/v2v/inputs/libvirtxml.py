@@ -17,6 +17,8 @@ from .bandwidth import throttle
 from .base import Input, InputOptions
 from .disk import probe_image
 
+MAX_VCPUS = 4096
+
 
 def _disk_location(d: DiskXML, i: int) -> tuple[str, bool]:
     """(location, is_local_path) for a <disk>."""
@@ -40,6 +42,8 @@ def _disk_location(d: DiskXML, i: int) -> tuple[str, bool]:
                            f"(found host {d.host_name!r})")
         if not d.host_port:
             raise V2VError(f"disk {i}: NBD <host> has no port")
+        if not 1 <= d.host_port <= 65535:
+            raise V2VError(f"disk {i}: NBD <host> port {d.host_port} is out of range")
         return f"nbd://localhost:{d.host_port}", False
     raise V2VError(f"disk {i}: <disk type={kind!r}> is not supported")
 
@@ -101,6 +105,9 @@ class LibvirtXMLInput(Input):
         elif dom.os.firmware == "bios" or dom.os.loader_type == "rom":
             firmware = "bios"
         memory = dom.memory_bytes() or 1024**3
+        if memory <= 0 or not 1 <= (dom.vcpu or 1) <= MAX_VCPUS:  # found by fuzzing
+            raise V2VError(f"{path}: invalid <memory> ({memory} bytes) or <vcpu> ({dom.vcpu}; "
+                           f"1 to {MAX_VCPUS})")
         cpu = dom.cpu
         return Source(
             name=name, hypervisor=dom.type or "unknown", memory=memory,
