@@ -206,3 +206,11 @@ def test_remote_conversion_text_is_not_markup(tmp_path: Path) -> None:
         assert app.is_running
 
     drive(app, script, size=(140, 30))
+
+
+def test_tui_identity_field_refuses_plain_http() -> None:
+    from pyv2v.p2v.tui import fields
+
+    assert fields._identity("https://keys.example.com/id") is None
+    assert fields._identity("file:///root/id") is None
+    assert "https:// only" in (fields._identity("http://keys.example.com/id") or "")

@@ -60,7 +60,7 @@ class Config:
     password: str | None = _f(None, "p2v.auth.password", alias="p2v.password", secret=True)
     identity: str | None = _f(None, "p2v.auth.identity.url", alias="p2v.identity",
                               flag="--identity", metavar="URL",
-                              help="private key (file://, http://, https://); overrides password")
+                              help="private key (file:// or https://); overrides password")
     sudo: bool = _f(False, "p2v.auth.sudo", alias="p2v.sudo", kind="bool", flag="--sudo",
                     help="run virt-v2v with sudo -n on the server")
     hostkey: str | None = _f(None, "p2v.hostkey", flag="--hostkey", metavar="SHA256:FP",

@@ -54,9 +54,11 @@ def _fingerprint(v: str | None) -> str | None:
 
 
 def _identity(v: str | None) -> str | None:
-    if not v or v.startswith(("/", "file://", "http://", "https://")):
+    if not v or v.startswith(("/", "file://", "https://")):
         return None
-    return "a file:// http:// https:// URL or an absolute path"
+    if v.startswith("http://"):
+        return "https:// only: a private key never travels in clear"
+    return "a file:// or https:// URL or an absolute path"
 
 
 def _positive(v: int) -> str | None:
