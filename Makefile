@@ -4,8 +4,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := libguestfs-tools python3-guestfs python3-libnbd python3-hivex python3-libvirt \
   nbdkit libnbd-bin qemu-utils qemu-system-x86 ovmf openssh-client openssh-server debootstrap \
-  parted fdisk dosfstools e2fsprogs libvirt-clients linux-image-amd64 xz-utils tmux \
-  python3-venv python3-dev libxml2-utils virt-v2v sudo lvm2 virt-p2v libgtk-3-0
+  parted fdisk dosfstools e2fsprogs libvirt-clients libvirt-daemon libvirt-daemon-driver-qemu \
+  linux-image-amd64 xz-utils tmux \
+  python3-venv python3-dev libxml2-utils virt-v2v sudo lvm2 virt-p2v libgtk-3-0 \
+  redis-server python3-celery python3-redis python3-yaml
 export LIBGUESTFS_BACKEND ?= direct
 export PYV2V_FIXTURE_CACHE ?= /var/cache/pyv2v/fixtures
 
@@ -27,7 +29,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml harness/pyproject.toml
 	test -x $(PY) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]' -e ./harness
+	$(PY) -m pip install -q -e '.[test,fleet]' -e ./harness
 	touch $@
 
 lint: venv

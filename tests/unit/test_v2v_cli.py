@@ -97,7 +97,7 @@ def test_conn_uris_refused_not_ignored(args: list[str], needle: str) -> None:
 
 def test_conn_uri_accepted_once_a_mode_declares_it(monkeypatch: pytest.MonkeyPatch) -> None:
     ns = cli.build_parser().parse_args(["-i", "disk", "x.img", "-o", "null", "-oc", "URI"])
-    with pytest.raises(errors.UsageError, match="no mode of pyv2v does yet"):
+    with pytest.raises(errors.UsageError, match="only libvirt does"):
         cli.make_plan(ns)
     monkeypatch.setattr(outputs.OUTPUTS["null"], "accepts_conn", True)
     assert cli.make_plan(ns).output_opts.conn == "URI"

@@ -101,6 +101,7 @@ DevT = TypeVar("DevT", bound=XMLObject)
 
 class DevicesXML(XMLObject):
     TAG = "devices"
+    emulator = XMLProperty("./emulator")
     disks = XMLChildren("./disk", DiskXML)
     interfaces = XMLChildren("./interface", InterfaceXML)
     controllers = XMLChildren("./controller", ControllerXML)

@@ -186,10 +186,15 @@ def make_plan(ns: argparse.Namespace) -> pipeline.Plan:
         bandwidth=max(1, bps // 8) if bps and not network else None)
 
 
+def parse(argv: list[str]) -> argparse.Namespace:
+    """v2v's command line → options (upstream options we lack refused): also v2v-fleet's jobs."""
+    refuse_unsupported(argv)
+    return build_parser().parse_args(argv)
+
+
 def run(argv: list[str]) -> int:
     """Parse and run; raises on error (main() turns that into a message and an exit status)."""
-    refuse_unsupported(argv)
-    ns = build_parser().parse_args(argv)
+    ns = parse(argv)
     log.configure(verbose=ns.verbose or ns.trace, quiet=ns.quiet, colours=ns.colours,
                   trace=ns.trace, json_mode=ns.machine_readable is not None and bool(ns.args))
     if ns.version:

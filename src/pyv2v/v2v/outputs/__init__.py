@@ -5,6 +5,8 @@ from __future__ import annotations
 from ...errors import V2VError
 from .base import Output, OutputOptions, Staging
 from .json import JsonOutput
+from .kubevirt import KubevirtOutput
+from .libvirt import LibvirtOutput
 from .local import LocalOutput
 from .null import NullOutput
 from .qemu import QemuOutput
@@ -15,6 +17,8 @@ OUTPUTS: dict[str, type[Output]] = {
     "null": NullOutput,
     "qemu": QemuOutput,
     "json": JsonOutput,
+    "libvirt": LibvirtOutput,
+    "kubevirt": KubevirtOutput,
 }
 
 

@@ -1,4 +1,4 @@
-"""Build the target libvirt domain XML from a `TargetMeta` (used by -o local, later -o libvirt).
+"""Build the target libvirt domain XML from a `TargetMeta` (used by -o local and -o libvirt).
 
 Written entirely through the declarative model (libvirt_xml.domain), in document order.  Disk
 device names come from the converter's records (`TargetDisk.target_dev`); the names of the
@@ -50,9 +50,12 @@ def _removables(meta: TargetMeta, devices: DevicesXML) -> None:
                             target_dev=dev, target_bus=bus, readonly=True))
 
 
-def build_domain(meta: TargetMeta) -> str:
+def build_domain(meta: TargetMeta, *, domain_type: str = "kvm", emulator: str | None = None
+                 ) -> str:
+    """The domain XML; `domain_type` "kvm" or "qemu" (TCG) and `emulator` as the target host
+    runs them (-o libvirt asks its connection; file outputs write kvm and no emulator)."""
     src, caps = meta.source, meta.caps
-    dom = DomainXML(type="kvm", name=meta.name)
+    dom = DomainXML(type=domain_type, name=meta.name)
     dom.set_memory_kib(src.memory // 1024)
     dom.vcpu = src.vcpus
     c = src.cpu
@@ -68,6 +71,8 @@ def build_domain(meta: TargetMeta) -> str:
     dom.set(on_poweroff="destroy", on_reboot="restart", on_crash="restart")
 
     devices = dom.devices.create()
+    if emulator:
+        devices.emulator = emulator
     if caps.block_bus == "virtio-scsi":
         devices.add(ControllerXML(type="scsi", index=0, model="virtio-scsi"))
     virtio = caps.block_bus in ("virtio-blk", "virtio-scsi")

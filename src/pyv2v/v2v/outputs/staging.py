@@ -9,6 +9,12 @@ asked to overwrite, then rename(2) replaces the name itself, never a symlink's t
 removes the directory and anything this run already published; it is registered with the cleanup
 registry, so an error, Ctrl-C or SIGTERM leaves nothing that looks finished.
 
+A conversion killed outright (kill -9, power loss: no cleanup ran) leaves its staging directory
+behind.  It never blocks a later conversion (a new one gets its own); `remove_stale` deletes such
+leftovers — a ``.NAME-XXXXXXXX.pyv2v-partial`` directory of ours whose NAME nobody has claimed —
+and `Staging` runs it for its own NAME once it holds the claim (v2v-fleet's redelivered jobs,
+v2v rerun after a crash), a fleet worker for its whole output directory at startup.
+
 Two conversions to the same guest name in the same directory: each `Staging` first takes an
 exclusive, non-blocking flock(2) on ``.NAME.pyv2v-lock`` there (held until commit or abort and
 released by the kernel if v2v dies), so the second is refused at setup with one line; `place`'s
@@ -20,6 +26,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -90,6 +97,55 @@ def claim_name(final_dir: str, name: str) -> tuple[int, str]:
     raise V2VError(f"cannot lock {path}: it keeps changing")
 
 
+# mkdtemp's random part: 8 of [a-z0-9_], no "-": NAME is everything before the last "-".
+STALE_RE = re.compile(r"\.(?P<name>.+)-[a-z0-9_]{8}\.pyv2v-partial")
+
+
+def unclaim(claim: tuple[int, str]) -> None:
+    """Give up a claim_name() claim: unlink the lock file while still holding it, then close."""
+    fd, path = claim
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    os.close(fd)
+
+
+def remove_stale(final_dir: str, claimed: str | None = None) -> list[str]:
+    """Delete staging dirs left by dead conversions; return their paths.  Only directories owned
+    by us and matching the staging name are touched, each only while its NAME's claim is held:
+    by the caller for `claimed` (then only that NAME's), else taken here (skipped if busy)."""
+    removed: list[str] = []
+    try:
+        entries = os.listdir(final_dir)
+    except OSError:
+        return removed
+    for entry in entries:
+        m = STALE_RE.fullmatch(entry)
+        if not m or (claimed is not None and m["name"] != claimed):
+            continue
+        path = os.path.join(final_dir, entry)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+            continue
+        claim = None
+        if claimed is None:
+            try:
+                claim = claim_name(final_dir, m["name"])
+            except V2VError:
+                continue  # a live conversion owns it
+        try:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+        finally:
+            if claim is not None:
+                unclaim(claim)
+    return removed
+
+
 class Staging:
     """A private directory of files published under their final names only on `commit`."""
 
@@ -98,6 +154,7 @@ class Staging:
         self.overwrite = overwrite
         self._claim: tuple[int, str] | None = claim_name(final_dir, name)
         try:
+            remove_stale(final_dir, name)   # a dead run's leftovers of this guest
             self.dir = tempfile.mkdtemp(prefix=f".{name}-", suffix=".pyv2v-partial",
                                         dir=final_dir)
         except OSError as e:
@@ -188,10 +245,5 @@ class Staging:
     def release(self) -> None:
         """Give up the guest name (unlink the lock file while still holding it, then close)."""
         if self._claim is not None:
-            fd, path = self._claim
-            self._claim = None
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
-            os.close(fd)
+            claim, self._claim = self._claim, None
+            unclaim(claim)

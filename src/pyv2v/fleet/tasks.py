@@ -1,0 +1,138 @@
+"""The fleet's one Celery task: run v2v's pipeline for a job, exactly as `v2v` would.
+
+The Plan is built by v2v's own parser (`cli.parse` + `cli.make_plan`); a job without `-os` for
+an output writing files into a directory gets the worker's `--output-storage`.  Outcomes:
+done (output committed, bytes recorded) · failed (V2VError: bad input or environment, one line,
+never retried automatically) · cancelled (SIGTERM from `v2v-fleet cancel`: v2v's cancel
+handlers kill the job's children and abort its staging).  The task returns normally in all of
+these, so the message is acknowledged only then; a worker that dies first leaves it to be
+redelivered.  A delivery that finds its job finished, cancelled, superseded by an operator's
+retry, or leased by another live worker (a duplicate) does not convert it again.
+$PYV2V_FLEET_PIPELINE=MODULE:FUNCTION replaces `pipeline.run` (tests, embedding).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .. import log, process
+from ..errors import Cancelled, V2VError
+from .config import TASK_NAME, visibility_timeout
+from .lease import Heartbeat
+from .monitor import FleetMonitor
+from .store import TERMINAL, Store
+
+PIPELINE_ENV = "PYV2V_FLEET_PIPELINE"
+
+
+def register(app: Any) -> Any:
+    """Register the convert task on `app`; returns the task."""
+
+    @app.task(name=TASK_NAME, bind=True)
+    def convert(self: Any, job_id: str) -> dict[str, Any]:
+        return run_delivery(self.app, job_id, self.request.id, self.request.hostname)
+
+    return convert
+
+
+def run_delivery(app: Any, job_id: str, task_id: str, hostname: str | None) -> dict[str, Any]:
+    store = Store(app.conf.broker_url)
+    visibility = visibility_timeout(app.conf.broker_transport_options.get("visibility_timeout"))
+    worker = hostname or socket.gethostname()
+    job = store.get(job_id)
+    if skip(job, task_id):
+        return {"job": job_id, "state": job["state"] if job else "unknown", "converted": False}
+    hb = Heartbeat(store, job_id, task_id, f"{worker}:{os.getpid()}", visibility).start()
+    try:
+        while not hb.take_lease():   # a duplicate delivery: wait for the holder to end or die
+            time.sleep(min(5.0, hb.interval))
+            job = store.get(job_id)
+            if skip(job, task_id):
+                return {"job": job_id, "state": job["state"] if job else "unknown",
+                        "converted": False}
+        job = store.get(job_id)
+        if skip(job, task_id):
+            return {"job": job_id, "state": job["state"] if job else "unknown",
+                    "converted": False}
+        assert job is not None
+        return run_job(store, job, worker, app.conf.get("pyv2v_output_storage"))
+    finally:
+        hb.stop()
+
+
+def skip(job: dict[str, str] | None, task_id: str) -> bool:
+    return job is None or job.get("task") != task_id or job.get("state") in TERMINAL
+
+
+def run_job(store: Store, job: dict[str, str], worker: str,
+            default_storage: str | None) -> dict[str, Any]:
+    import json
+
+    job_id = job["id"]
+    store.incr(job_id, "deliveries")
+    store.update(job_id, state="running", worker=worker, started=f"{time.time():.3f}",
+                 stage="starting", progress="", error="")
+    process.install_cancel_handlers()
+    log.configure(prog=f"v2v-fleet[{job_id}]")
+    monitor = FleetMonitor(store, job_id)
+    state, fields = "done", {}
+    try:
+        plan = build_plan(json.loads(job["argv"]), default_storage)
+        meta = pipeline_function()(plan, monitor)
+        fields = {"bytes": written(meta), "stage": "done", "progress": 100}
+    except (Cancelled, KeyboardInterrupt):
+        state, fields = "cancelled", {"error": "cancelled"}
+    except V2VError as e:
+        state = "cancelled" if process.cancelled() else "failed"
+        fields = {"error": "cancelled" if state == "cancelled" else one_line(str(e))}
+    except Exception as e:  # noqa: BLE001 - a bug: recorded as a failure, the worker goes on
+        state = "cancelled" if process.cancelled() else "failed"
+        fields = {"error": one_line(f"internal error: {type(e).__name__}: {e}")}
+    finally:
+        process.cleanup_all()
+        monitor.close()
+    store.finish(job_id, state, **fields)
+    return {"job": job_id, "state": state, "converted": state == "done"}
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())[:500]
+
+
+def build_plan(argv: list[str], default_storage: str | None) -> Any:
+    """v2v's Plan for `argv`; outputs writing into a directory default to the worker's."""
+    from ..v2v import cli, outputs
+    from ..v2v.outputs.base import FilesOutput
+
+    ns = cli.parse(argv)
+    cls = outputs.OUTPUTS.get(ns.output)
+    if ns.output_storage is None and default_storage and cls and issubclass(cls, FilesOutput):
+        ns.output_storage = default_storage
+    return cli.make_plan(ns)
+
+
+def pipeline_function() -> Callable[[Any, Any], Any]:
+    spec = os.environ.get(PIPELINE_ENV)
+    if not spec:
+        from ..v2v import pipeline
+
+        return pipeline.run
+    module, _, name = spec.partition(":")
+    fn: Callable[[Any, Any], Any] = getattr(importlib.import_module(module), name)
+    return fn
+
+
+def written(meta: Any) -> int:
+    """Bytes the output holds: allocated blocks of local disk files, else their size."""
+    total = 0
+    for d in getattr(meta, "disks", ()):
+        try:
+            total += os.stat(d.path).st_blocks * 512
+        except (OSError, TypeError):
+            total += int(getattr(d, "size", 0) or 0)
+    return total

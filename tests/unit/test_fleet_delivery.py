@@ -1,0 +1,123 @@
+"""Fleet delivery semantics with a real redis-server and real Celery workers, and a fake
+pipeline (tests/fleet_fake.py) so each job costs seconds: a bad input fails once and is not
+retried; a worker killed -9 mid-job has the job finished by another worker exactly once; a
+cancel stops the job's processes; an operator's retry runs a failed job again; a duplicate
+delivery of a running job waits instead of converting twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from proc_helpers import tagged
+from redis_fixtures import Fleet, fleet  # noqa: F401 - the fixture
+
+HERE = Path(__file__).resolve().parent.parent
+FAKE = {"PYV2V_FLEET_PIPELINE": "fleet_fake:run", "PYTHONPATH": str(HERE)}
+
+
+def plan(tmp: Path, jobs: dict[str, dict[str, object]]) -> str:
+    entries = []
+    for name, spec in jobs.items():
+        src = tmp / f"{name}.json"
+        src.write_text(json.dumps(spec))
+        entries.append({"name": name, "args": ["-i", "disk", str(src), "-on", name]})
+    p = tmp / "plan.yaml"
+    p.write_text(json.dumps({"defaults": {"args": ["-o", "local"]}, "jobs": entries}))
+    return str(p)
+
+
+def runs(*dirs: Path) -> list[str]:
+    return [line.split()[0] for d in dirs if (d / "runs.log").exists()
+            for line in (d / "runs.log").read_text().splitlines()]
+
+
+def leftovers(*dirs: Path) -> list[str]:
+    return [p.name for d in dirs for p in d.iterdir() if p.name.endswith(".pyv2v-partial")]
+
+
+def test_bad_input_fails_once_good_job_done(fleet: Fleet, tmp_path: Path) -> None:  # noqa: F811
+    a = fleet.worker("a", tmp_path / "a", env=FAKE)
+    b = fleet.worker("b", tmp_path / "b", env=FAKE)
+    r = fleet.cli("submit", plan(tmp_path, {"ok": {"seconds": 1},
+                                            "bad": {"fail": "disk x: no such file"}}))
+    assert r.returncode == 0, r.stderr
+    fleet.wait(lambda: fleet.job("ok").get("state") == "done"
+               and fleet.job("bad").get("state") == "failed", 60)
+    time.sleep(3)   # a retry, if there were one, would start within this
+    bad = fleet.job("bad")
+    assert bad["error"] == "disk x: no such file" and bad["deliveries"] == "1"
+    assert runs(a.storage, b.storage).count("bad") == 1
+    st = json.loads(fleet.cli("status", "--json").stdout)
+    assert {j["job"]: j["state"] for j in st} == {"ok": "done", "bad": "failed"}
+    table = fleet.cli("status").stdout
+    assert "disk x: no such file" in table and "done 1" in table
+    rep = {r["job"]: r for r in json.loads(fleet.cli("report", "--json").stdout)}
+    assert rep["ok"]["bytes_written"] and rep["ok"]["outcome"] == "done"
+    assert rep["ok"]["verify_boot"] == "not requested/not available"
+
+    # An operator's retry runs it again (attempt 2); a done job is not retried.
+    assert fleet.cli("retry", "ok").returncode == 1
+    assert fleet.cli("retry", "bad").returncode == 0
+    fleet.wait(lambda: fleet.job("bad").get("deliveries") == "2"
+               and fleet.job("bad").get("state") == "failed", 30)
+    assert fleet.job("bad")["attempts"] == "2"
+    r = fleet.cli("cancel", "nosuch")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1
+
+
+def test_kill9_worker_redelivered_exactly_once(fleet: Fleet, tmp_path: Path) -> None:  # noqa: F811
+    a = fleet.worker("a", tmp_path / "a", env=FAKE)
+    assert fleet.cli("submit", plan(tmp_path, {"vm": {"seconds": 8}})).returncode == 0
+    fleet.wait(lambda: fleet.job("vm").get("stage", "").startswith("Converting"), 30)
+    assert fleet.job("vm")["worker"] == "pyv2v@a" and leftovers(a.storage)
+    b = fleet.worker("b", tmp_path / "b", env=FAKE)
+    a.kill9()
+    fleet.wait(lambda: fleet.job("vm").get("state") == "done", 60)
+    job = fleet.job("vm")
+    assert job["worker"] == "pyv2v@b" and job["deliveries"] == "2"
+    assert runs(a.storage, b.storage) == ["vm", "vm"]
+    guests = [p.name for d in (a.storage, b.storage) for p in d.iterdir() if p.name == "vm-sda"]
+    assert guests == ["vm-sda"] and (b.storage / "vm-sda").exists()
+    assert leftovers(b.storage) == []
+    assert leftovers(a.storage)          # what the dead worker left …
+    fleet.worker("a", a.storage, env=FAKE)
+    assert leftovers(a.storage) == []    # … its restart removes
+    time.sleep(6)                        # > visibility timeout: nothing is delivered again
+    assert runs(a.storage, b.storage) == ["vm", "vm"]
+
+
+def test_cancel_stops_the_job_and_its_children(fleet: Fleet, tmp_path: Path) -> None:  # noqa: F811
+    a = fleet.worker("a", tmp_path / "a", env=FAKE)
+    assert fleet.cli("submit", plan(tmp_path, {"long": {"seconds": 300},
+                                               "next": {"seconds": 0}})).returncode == 0
+    fleet.wait(lambda: fleet.job("long").get("stage", "").startswith("Converting"), 30)
+    child = int(fleet.job("long")["stage"].split("child ")[1].rstrip(")"))
+    assert any(line.startswith(f"{child} sleep") for line in tagged(a.tag))
+    r = fleet.cli("cancel", "long")
+    assert r.returncode == 0, r.stderr
+    fleet.wait(lambda: not any(" sleep 1000" in line for line in tagged(a.tag)), 20,
+               "the job's child to be stopped")
+    fleet.wait(lambda: fleet.job("next").get("state") == "done", 30)   # the worker goes on
+    assert fleet.job("long")["state"] == "cancelled"
+    assert leftovers(a.storage) == [] and not (a.storage / "long-sda").exists()
+    assert fleet.cli("cancel", "long").returncode == 1   # ended already
+    assert fleet.cli("retry", "long").returncode == 0     # … but it can be run again
+
+
+def test_duplicate_delivery_waits_for_the_live_holder(fleet: Fleet, tmp_path: Path) -> None:  # noqa: F811
+    """A second delivery of a job a live worker holds (its lease) does not convert it again."""
+    from pyv2v.fleet.config import QUEUE, TASK_NAME, make_app
+
+    a = fleet.worker("a", tmp_path / "a", env=FAKE)
+    b = fleet.worker("b", tmp_path / "b", env=FAKE)
+    assert fleet.cli("submit", plan(tmp_path, {"vm": {"seconds": 6}})).returncode == 0
+    fleet.wait(lambda: fleet.job("vm").get("stage", "").startswith("Converting"), 30)
+    make_app(fleet.url).send_task(TASK_NAME, args=["vm"], task_id=fleet.job("vm")["task"],
+                                  queue=QUEUE)
+    fleet.wait(lambda: fleet.job("vm").get("state") == "done", 60)
+    time.sleep(3)
+    assert runs(a.storage, b.storage) == ["vm"] and fleet.job("vm")["deliveries"] == "1"
+    assert os.path.exists(a.storage / "vm-sda") != os.path.exists(b.storage / "vm-sda")
