@@ -15,6 +15,7 @@ from pyv2v.v2v.convert.linux.network import configure_network
 from pyv2v.v2v.convert.linux.networkd import Networkd
 from pyv2v.v2v.convert.linux.nicmatch import plan_pins
 from pyv2v.v2v.convert.linux.nmkeyfile import NMKeyfile
+from pyv2v.v2v.convert.linux.wicked import Wicked
 from pyv2v.v2v.types import TargetNicPlan
 
 A, B = "52:54:00:00:00:0a", "52:54:00:00:00:0b"
@@ -224,3 +225,20 @@ def test_networkd_retarget_only_matches(tmp_path: Path) -> None:
     assert Networkd().retarget(g, [Pin("ens33", A)], None) == [f"{d}/10-lan.network"]
     assert g.read_text(f"{d}/10-lan.network") == body.replace(
         "Name=ens33\nMACAddress=00:50:56:aa:00:01", f"Name=ens33\nMACAddress={A}")
+
+
+def test_wicked_xml_names_macs_and_retarget(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    g = FakeGuest(tmp_path)
+    d = "/etc/wicked/ifconfig"
+    g.write(f"{d}/a.xml", '<?xml version="1.0"?>\n<interface><name namespace="ethernet">'
+            "<permanent-address>00:50:56:9c:11:22</permanent-address></name>"
+            "<ipv4:static><address><local>10.0.0.9/24</local></address></ipv4:static>"
+            "</interface>\n<interface><name>ens224</name></interface>\n")
+    g.write(f"{d}/bad.xml", '<!DOCTYPE x [<!ENTITY e "x">]><interface>&e;</interface>')
+    assert [(i.name, i.mac) for i in Wicked().interfaces(g)] == [
+        (None, "00:50:56:9c:11:22"), ("ens224", None)]
+    assert "bad.xml is not well-formed XML" in capsys.readouterr().err   # entity not expanded
+    assert Wicked().retarget(g, [], sole_mac=A) == [f"{d}/a.xml"]
+    assert f"<permanent-address>{A}</permanent-address>" in g.read_text(f"{d}/a.xml")
+    assert "<local>10.0.0.9/24</local>" in g.read_text(f"{d}/a.xml")

@@ -1,9 +1,10 @@
 """The SUSE family (SLES, openSUSE): rpm, dracut (SLE 12 and later) or mkinitrd, wicked.
 
-Network configuration is wicked's ifcfg files in /etc/sysconfig/network and NetworkManager
-keyfiles.  The initramfs is rebuilt with dracut where present; SLE 11's mkinitrd instead takes the
-drivers from INITRD_MODULES in /etc/sysconfig/kernel, from which the Xen paravirtual drivers are
-also removed.  YaST's bootloader files name devices too and are rewritten with the rest.
+Network configuration is wicked's ifcfg files in /etc/sysconfig/network, its native XML and
+NetworkManager keyfiles.  The initramfs is rebuilt with dracut where present; SLE 11's mkinitrd
+instead takes the drivers from INITRD_MODULES in /etc/sysconfig/kernel, from which the Xen
+paravirtual drivers are also removed.  YaST's bootloader files name devices too and are
+rewritten with the rest.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .kernels import Kernel
 from .netconfig import NetConfig
 from .nmkeyfile import NMKeyfile
 from .packages import PackageDb, Rpm
+from .wicked import Wicked
 
 SYSCONFIG_KERNEL = "/etc/sysconfig/kernel"
 MKINITRD = "/sbin/mkinitrd"
@@ -46,7 +48,7 @@ class SuseConverter(LinuxConverter):
     family = "suse"
     package_db: ClassVar[PackageDb] = Rpm()
     initrd_template = "/boot/initrd-{version}"
-    net_configs: ClassVar[tuple[NetConfig, ...]] = (Ifcfg("/etc/sysconfig/network"),
+    net_configs: ClassVar[tuple[NetConfig, ...]] = (Ifcfg("/etc/sysconfig/network"), Wicked(),
                                                     NMKeyfile())
     extra_device_files = ("/etc/default/grub_installdevice", "/etc/sysconfig/bootloader")
     efi_vendor_dirs = ("sles", "opensuse")
