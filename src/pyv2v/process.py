@@ -186,8 +186,23 @@ def cancel_cleanup(fn: Callable[[], None]) -> None:
             _cleanups.remove(fn)
 
 
+_cleaning = threading.RLock()  # held for a whole cleanup_all: a second caller waits for it
+_cleaning_now: list[int] = []  # non-empty while some thread runs cleanup_all
+
+
 def cleanup_all() -> None:
-    """Terminate every registered child and run registered cleanups."""
+    """Terminate every registered child and run registered cleanups.  A concurrent call (the
+    cancel watcher and the main thread's error path) returns only once the first is done, so
+    the program cannot exit, killing the daemon watcher, in the middle of a cleanup."""
+    with _cleaning:
+        _cleaning_now.append(1)
+        try:
+            _cleanup_locked()
+        finally:
+            _cleaning_now.pop()
+
+
+def _cleanup_locked() -> None:
     with _lock:
         children = list(reversed(_children))
         fns = list(reversed(_cleanups))
@@ -216,7 +231,14 @@ def install_cancel_handlers(sigs: tuple[int, ...] = (signal.SIGINT, signal.SIGTE
     os.set_blocking(w, False)
     signal.set_wakeup_fd(w, warn_on_full_buffer=False)
 
+    raised: list[int] = []
+
     def handler(signum: int, frame: object) -> None:
+        # Once: a second signal, or one arriving while a cleanup runs (e.g. the main thread's
+        # error path), must not interrupt that cleanup; the watcher below still records it.
+        if raised or _cleaning_now:
+            return
+        raised.append(signum)
         raise Cancelled(f"cancelled by {signal.Signals(signum).name}", signum)
 
     for sig in sigs:
