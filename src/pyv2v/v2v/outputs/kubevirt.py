@@ -12,14 +12,13 @@ interface names are unique (net-0, net-1 …: the reference's net_NETWORK repeat
 one network).  We also write the machine type the converter chose and `runStrategy: Halted`.
 The guest name must be an RFC 1123 name, as KubeVirt requires (rename with -on).
 
-YAML is written by the tiny emitter below (block style, every string double-quoted with JSON
-escapes, which YAML reads identically), so the manifest needs no YAML library to write; the
+YAML is written by the tiny emitter below (block style, every string double-quoted, non-ASCII and
+control characters escaped), so the manifest needs no YAML library to write; the
 tests parse it with PyYAML.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from typing import Any
@@ -62,10 +61,26 @@ def scalar(v: Any) -> str:
     if isinstance(v, int):
         return str(v)
     if isinstance(v, str):
-        return json.dumps(v)
+        return quote(v)
     if v == {} or v == []:
         return "{}" if isinstance(v, dict) else "[]"
     raise TypeError(f"cannot write {type(v).__name__} as YAML")
+
+
+def quote(s: str) -> str:
+    """A YAML double-quoted scalar: printable ASCII as is, everything else escaped (\\x, \\u,
+    \\U), so no character can end the scalar, the line, or the document early."""
+    out = []
+    for ch in s:
+        o = ord(ch)
+        if 0x20 <= o < 0x7f and ch not in '"\\':
+            out.append(ch)
+        elif ch in '"\\':
+            out.append("\\" + ch)
+        else:
+            out.append(f"\\x{o:02x}" if o <= 0xff else f"\\u{o:04x}" if o <= 0xffff
+                       else f"\\U{o:08x}")
+    return '"' + "".join(out) + '"'
 
 
 def label(value: str) -> str:
