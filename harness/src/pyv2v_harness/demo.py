@@ -86,6 +86,8 @@ def main() -> int:
              f"(console log {res.console_log})")
     log.info(f"  network in the guest:  {res.markers[-1] if res.markers else 'no marker'}")
     log.info(f"  source disk unchanged: {'yes' if unchanged else 'NO'} (sha256)")
+    log.info(f"  run it with libvirt:   virsh define {xml} && virsh start {NAME}  (or convert "
+             "with -o libvirt, the default: a pool volume and a domain of the type this host runs)")
     log.info(f"  result: {'OK' if ok else 'FAILED'}")
     return 0 if ok else 1
 
