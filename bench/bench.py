@@ -107,10 +107,14 @@ def main() -> int:
         work = Path(tmp)
         bench_v2v(image, work, env)
         bench_copy(image, work)
+    rc = 0
     p2v = HERE / "p2v_bench.py"
     if p2v.exists():
-        return subprocess.call([sys.executable, str(p2v)])
-    return 0
+        rc = subprocess.call([sys.executable, str(p2v)])
+    fleet = HERE / "fleet_bench.py"   # jobs/hour with one and two fleet workers
+    if fleet.exists():
+        rc = subprocess.call([sys.executable, str(fleet)]) or rc
+    return rc
 
 
 if __name__ == "__main__":

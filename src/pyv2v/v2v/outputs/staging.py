@@ -11,9 +11,11 @@ registry, so an error, Ctrl-C or SIGTERM leaves nothing that looks finished.
 
 A conversion killed outright (kill -9, power loss: no cleanup ran) leaves its staging directory
 behind.  It never blocks a later conversion (a new one gets its own); `remove_stale` deletes such
-leftovers — a ``.NAME-XXXXXXXX.pyv2v-partial`` directory of ours whose NAME nobody has claimed —
-and `Staging` runs it for its own NAME once it holds the claim (v2v-fleet's redelivered jobs,
-v2v rerun after a crash), a fleet worker for its whole output directory at startup.
+leftovers — a ``.NAME-XXXXXXXX.pyv2v-partial`` directory of ours that no live run holds (each
+`Staging` keeps an flock(2) on its own directory, dropped by the kernel when v2v dies; the
+name's claim covers the moment between mkdtemp and that lock).  `Staging` runs it for its own
+NAME once it holds the claim (v2v-fleet's redelivered jobs, v2v rerun after a crash), a fleet
+worker for its whole output directory at startup.
 
 Two conversions to the same guest name in the same directory: each `Staging` first takes an
 exclusive, non-blocking flock(2) on ``.NAME.pyv2v-lock`` there (held until commit or abort and
@@ -138,12 +140,31 @@ def remove_stale(final_dir: str, claimed: str | None = None) -> list[str]:
             except V2VError:
                 continue  # a live conversion owns it
         try:
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
+            dirfd = lock_dir(path)
+            if dirfd is not None:   # else a live run holds it
+                try:
+                    shutil.rmtree(path, ignore_errors=True)
+                    removed.append(path)
+                finally:
+                    os.close(dirfd)
         finally:
             if claim is not None:
                 unclaim(claim)
     return removed
+
+
+def lock_dir(path: str) -> int | None:
+    """An fd holding an exclusive flock on directory `path`; None if another holds it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
 
 
 class Staging:
@@ -157,6 +178,7 @@ class Staging:
             remove_stale(final_dir, name)   # a dead run's leftovers of this guest
             self.dir = tempfile.mkdtemp(prefix=f".{name}-", suffix=".pyv2v-partial",
                                         dir=final_dir)
+            self._dirfd = lock_dir(self.dir)   # ours while we live (remove_stale skips it)
         except OSError as e:
             self.release()
             raise V2VError(f"cannot create a staging directory in {final_dir}: "
@@ -227,6 +249,7 @@ class Staging:
         for staged, final in list(self.pending.items()):
             self.place(staged, final)
         os.rmdir(self.dir)
+        self._unlock_dir()
         self.release()
         process.cancel_cleanup(self._hook)
 
@@ -239,6 +262,7 @@ class Staging:
         self.placed.clear()
         self.pending.clear()
         shutil.rmtree(self.dir, ignore_errors=True)
+        self._unlock_dir()
         self.release()
         process.cancel_cleanup(self._hook)
 
@@ -247,3 +271,9 @@ class Staging:
         if self._claim is not None:
             claim, self._claim = self._claim, None
             unclaim(claim)
+
+    def _unlock_dir(self) -> None:
+        """Drop the staging directory's lock (once it is removed)."""
+        dirfd, self._dirfd = getattr(self, "_dirfd", None), None
+        if dirfd is not None:
+            os.close(dirfd)

@@ -1,0 +1,79 @@
+"""Fleet throughput (run by `make bench`): jobs/hour with one and with two workers.
+
+A private redis-server on 127.0.0.1 and real `v2v-fleet worker`s (concurrency 1 each, own
+output dirs), each run converting JOBS copies of the debian12-physical fixture (`-i disk … -o
+local`, read through overlays, so the jobs share one source image), timed from submit to the
+last job done.  Printed as jobs/hour and the 2-worker/1-worker ratio.  On this 2-core TCG machine
+the ceiling is the CPUs: each job's appliance keeps a core busy, so two workers can at best
+double the rate, and the copy/inspection phases then compete for the same disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+from redis_fixtures import Fleet, free_port  # noqa: E402
+
+from pyv2v_harness.fixtures import ensure_image  # noqa: E402
+
+JOBS = int(os.environ.get("PYV2V_BENCH_FLEET_JOBS", "2"))
+
+
+def one_run(image: Path, workers: int, tmp: Path) -> float:
+    port = free_port()
+    redis = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(port),
+                              "--save", "", "--appendonly", "no", "--dir", str(tmp)],
+                             stdout=subprocess.DEVNULL)
+    fleet = Fleet(f"redis://127.0.0.1:{port}/0", tmp)
+    try:
+        time.sleep(0.5)
+        for i in range(workers):
+            fleet.worker(f"w{i}", tmp / f"out{i}")
+        plan = tmp / "plan.yaml"
+        plan.write_text(json.dumps([{"name": f"vm{j}", "args": ["-i", "disk", str(image), "-o",
+                                                                "local", "-on", f"vm{j}"]}
+                                    for j in range(JOBS)]))
+        start = time.monotonic()
+        r = fleet.cli("submit", str(plan))
+        if r.returncode:
+            raise RuntimeError(r.stderr.strip())
+        fleet.wait(lambda: all(fleet.job(f"vm{j}").get("state") in ("done", "failed", "cancelled")
+                               for j in range(JOBS)), 3600)
+        took = time.monotonic() - start
+        bad = [j for j in range(JOBS) if fleet.job(f"vm{j}")["state"] != "done"]
+        if bad:
+            print(f"  ! {len(bad)} job(s) did not finish: {fleet.job(f'vm{bad[0]}')['error']}")
+        return took
+    finally:
+        for w in fleet.workers:
+            w.stop()
+        redis.terminate()
+        redis.wait(10)
+
+
+def main() -> int:
+    image = ensure_image("debian12-physical")
+    print(f"\nfleet: {JOBS} conversions of debian12-physical (-o local), concurrency 1 per worker")
+    rates = {}
+    for workers in (1, 2):
+        with tempfile.TemporaryDirectory(dir="/var/tmp", prefix="pyv2v-fleet-bench-") as tmp:
+            took = one_run(image, workers, Path(tmp))
+        rates[workers] = JOBS / took * 3600
+        print(f"  {workers} worker{'s' if workers > 1 else ' '}: {took:7.1f} s  "
+              f"{rates[workers]:6.1f} jobs/hour")
+    print(f"  ratio 2 workers / 1 worker: {rates[2] / rates[1]:.2f} "
+          f"(ceiling ~{min(2, os.cpu_count() or 1)}: {os.cpu_count()} CPUs, TCG, one core a job)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
