@@ -41,6 +41,12 @@ def debian12_uefi() -> Path:
     return _image("debian12-uefi")
 
 
+@pytest.fixture(scope="session")
+def debian12_netnames() -> Path:
+    """Debian 12 with predictable NIC names: ens33 configured by systemd-networkd (static)."""
+    return _image("debian12-netnames")
+
+
 BootFn = Callable[..., bootcheck.BootResult]
 
 

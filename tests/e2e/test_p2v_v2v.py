@@ -1,5 +1,9 @@
-"""End to end: our p2v (debian12-physical as the 'physical' disk) → loopback sshd → our v2v,
-then the converted guest boots on virtio with its network up.  The same path as `make demo`."""
+"""End to end: our p2v → loopback sshd → our v2v, then the converted guest boots on virtio with
+its network up.  The same path as `make demo`, with a harder guest: debian12-netnames configures
+its NIC as `ens33` (systemd-networkd, static address, predictable names — no net.ifnames=0),
+while the p2v live system (this host) calls the card something else (eth0 here): the converted
+guest's virtio NIC would be ens3-ish, so its network is up only if v2v pinned the guest's own
+name, not physical.xml's live name, to the NIC's MAC."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from lxml import etree
 from v2v_fixtures import sha256
 
 from pyv2v_harness import bootcheck, demo, loopback
@@ -35,19 +40,20 @@ class P2VRun:
 
 
 @pytest.fixture(scope="module")
-def p2v_run(debian12_physical: Path, tmp_path_factory: pytest.TempPathFactory
+def p2v_run(debian12_netnames: Path, tmp_path_factory: pytest.TempPathFactory
             ) -> Iterator[P2VRun]:
+    source = debian12_netnames
     out = tmp_path_factory.mktemp("p2v-out")
-    before = sha256(debian12_physical)
+    before = sha256(source)
     srv = loopback.start_conversion_server(tmp_path_factory.mktemp("p2v-bin"))
     try:
         start = time.monotonic()
-        res = subprocess.run(demo.p2v_argv(srv, debian12_physical, out, "p2vtest"),
+        res = subprocess.run(demo.p2v_argv(srv, source, out, "p2vtest"),
                              capture_output=True, text=True, timeout=1800)
         took = time.monotonic() - start
         print(f"\np2v: rc={res.returncode} in {took:.0f} s\n{res.stdout}\n{res.stderr[-3000:]}")
         run = P2VRun(res.returncode, res.stdout, res.stderr, took, out, before,
-                     sha256(debian12_physical))
+                     sha256(source))
         rdirs = [ln.split()[-1] for ln in res.stdout.splitlines()
                  if "remote log directory:" in ln]
         if rdirs and os.path.isdir(rdirs[-1]):
@@ -82,6 +88,20 @@ def test_remote_work_dir_has_every_protocol_file(p2v_run: P2VRun) -> None:
     assert "Copying disk 1/1" in r["virt-v2v-conversion-log.txt"]
 
 
+def live_nic_names(physical_xml: str) -> list[str]:
+    root = etree.fromstring(physical_xml.encode())
+    return [t.get("dev", "") for t in root.findall("./devices/interface/target")]
+
+
+def test_guest_configured_name_pinned_not_the_live_name(p2v_run: P2VRun) -> None:
+    live = live_nic_names(p2v_run.remote["physical.xml"])
+    assert live and "ens33" not in live, live       # the premise: the names really differ
+    mac = demo.first_mac(p2v_run.outdir / "p2vtest.xml")
+    log = p2v_run.stdout + p2v_run.remote.get("virt-v2v-conversion-log.txt", "")
+    assert f"Pinned network interface names: ens33={mac}" in log
+    assert f"{live[0]}={mac}" not in log
+
+
 @pytest.mark.boot
 def test_converted_machine_boots_on_virtio_with_network(p2v_run: P2VRun, tmp_path: Path) -> None:
     disk, xml = p2v_run.outdir / "p2vtest-sda", p2v_run.outdir / "p2vtest.xml"
@@ -90,4 +110,5 @@ def test_converted_machine_boots_on_virtio_with_network(p2v_run: P2VRun, tmp_pat
                          mac=demo.first_mac(xml), timeout=600,
                          console_log=tmp_path / "console.log")
     assert res.outcome == "login", f"see {res.console_log}"
-    assert res.net_up and "eth0" in res.up_interfaces, res.markers
+    # networkd's static address on the guest's own name, on a NIC the kernel calls ens3/enp0s3.
+    assert res.up_interfaces.get("ens33") == "10.0.2.15", res.markers
