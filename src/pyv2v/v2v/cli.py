@@ -34,7 +34,7 @@ from .printsource import print_source
 
 REFERENCE_VERSION = "2.2.0"
 UNSUPPORTED = {
-    "--in-place": 0, "-io": 1, "-ip": 1, "-op": 1, "-it": 1, "--key": 1,
+    "--in-place": 0, "-ip": 1, "-op": 1, "--key": 1,
     "--vddk-libdir": 1, "--vddk-thumbprint": 1, "--password-file": 1,
     "--vmtype": 1, "--no-copy": 0, "--debug-overlays": 0, "--print-estimate": 0,
 }
@@ -45,6 +45,9 @@ examples:
   v2v -i disk guest.qcow2 -o qemu -os /var/tmp -oo qemu-boot
   v2v -i libvirtxml physical.xml --root first -o local -of qcow2 -os /var/lib/libvirt/images
   v2v -i disk guest.img --print-source
+  v2v -i ova guest.ova -o local -os /var/tmp           (tar, zip or unpacked directory)
+  v2v -i vmx /vmware/guest/guest.vmx -o local -os /var/tmp
+  v2v -i vmx -it ssh vmx+ssh://root@esxi/vmfs/volumes/ds1/guest/guest.vmx -o local -os /var/tmp
   v2v --machine-readable        (feature tokens, as virt-p2v asks for them)
 
 Use as virt-p2v's conversion server: put `virt-v2v` on the server's PATH pointing at this
@@ -69,7 +72,7 @@ outside its own directory (symlinks resolved), or is a json:/protocol name, is r
 # "pyv2v" and "nbd-unix-socket" (-i libvirtxml reads NBD unix-socket disks) are ours: a p2v
 # seeing the latter forwards each disk to a private unix socket instead of a TCP port.
 FEATURES = ["virt-v2v", "pyv2v", "libguestfs-rewrite", "colours-option", "mac-option",
-            "nbd-unix-socket", "input:disk", "input:libvirtxml",
+            "nbd-unix-socket", *[f"input:{i}" for i in sorted(inputs.INPUTS)],
             *[f"output:{o}" for o in sorted(outputs.OUTPUTS)], "convert:linux"]
 
 
@@ -87,6 +90,9 @@ def build_parser() -> Parser:
     a("-i", dest="input", default="libvirt", help="input mode: " + ", ".join(inputs.INPUTS))
     a("-ic", dest="input_conn", help="input connection URI")
     a("-if", dest="input_format", help="input disk format (-i disk)")
+    a("-io", dest="input_options", action="append", default=[], metavar="OPTION[=VALUE]",
+      help="input option (-i ova: skip-manifest)")
+    a("-it", dest="input_transport", help="input transport (-i vmx: ssh)")
     a("-o", dest="output", default="libvirt", help="output mode: " + ", ".join(outputs.OUTPUTS))
     a("-oa", dest="allocation", choices=["sparse", "preallocated"], default="sparse")
     a("-oc", dest="output_conn", help="output connection URI")
@@ -146,6 +152,26 @@ def check_conn(flag: str, uri: str | None, mode: str,
     raise UsageError(f"{flag} {uri}: {flag[:2]} {mode} does not use a connection URI ({which})")
 
 
+def check_input_options(ns: argparse.Namespace) -> dict[str, str]:
+    """-it and -io: refused unless the chosen input declares them (never silently ignored)."""
+    cls = inputs.INPUTS[ns.input]
+    if ns.input_transport == "vddk":
+        raise UsageError("-it vddk: VMware's VDDK library is proprietary and not available to "
+                         "pyv2v (use -i vmx -it ssh, or an OVA export)")
+    if ns.input_transport is not None and ns.input_transport not in cls.transports:
+        raise UsageError(f"-it {ns.input_transport}: -i {ns.input} supports "
+                         + (f"only -it {', '.join(cls.transports)}" if cls.transports
+                            else "no input transport"))
+    extra: dict[str, str] = {}
+    for item in ns.input_options:
+        k, _, v = item.partition("=")
+        if k not in cls.io_options:
+            known = ", ".join(sorted(cls.io_options)) or "none"
+            raise UsageError(f"-io {item}: not an input option of -i {ns.input} (known: {known})")
+        extra[k] = v
+    return extra
+
+
 def make_plan(ns: argparse.Namespace) -> pipeline.Plan:
     oo: dict[str, str] = {}
     for item in ns.output_options + (["qemu-boot"] if ns.qemu_boot else []):
@@ -161,6 +187,7 @@ def make_plan(ns: argparse.Namespace) -> pipeline.Plan:
     if ns.input not in inputs.INPUTS:
         inputs.get(ns.input)  # raises the one-line error naming the supported modes
     check_conn("-ic", ns.input_conn, ns.input, inputs.INPUTS)
+    extra = check_input_options(ns)
     if ns.output in outputs.OUTPUTS:
         check_conn("-oc", ns.output_conn, ns.output, outputs.OUTPUTS)
     bps = parse_bandwidth(ns.bandwidth) if ns.bandwidth is not None else None
@@ -173,6 +200,7 @@ def make_plan(ns: argparse.Namespace) -> pipeline.Plan:
         input_mode=ns.input,
         input_opts=inputs.InputOptions(args=tuple(ns.args), input_format=ns.input_format,
                                        input_conn=ns.input_conn, name=None,
+                                       transport=ns.input_transport, extra=extra,
                                        bandwidth=bps if network else None,
                                        bandwidth_file=rate_file,
                                        allow_external_files=ns.allow_external_files),

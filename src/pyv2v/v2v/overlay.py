@@ -44,7 +44,8 @@ class Overlays:
             path = os.path.join(self.dir, f"overlay{d.index}.qcow2")
             fmt = d.format or "raw"
             backing = d.location
-            if not os.path.isabs(backing):
+            # json: is a local byte range (a disk inside an OVA's tar): qemu reads it in place
+            if not os.path.isabs(backing) and not backing.startswith("json:"):
                 if notify:
                     notify(f"Pulling source disk {d.index + 1}/{len(disks)} from {backing}")
                 backing = self.prefetch(d)

@@ -62,6 +62,7 @@ class Source:
     removables: tuple[SourceRemovable, ...] = ()
     cpu: SourceCpu = field(default_factory=SourceCpu)
     firmware: str = "unknown"        # "bios" | "uefi" | "unknown"
+    secure_boot: bool = False        # the source had UEFI secure boot on (OVA/VMX say so)
     features: tuple[str, ...] = ()   # "acpi", "apic", "pae"
     clock: str | None = None         # "utc" | "localtime" | None
 

@@ -6,10 +6,14 @@ from ...errors import V2VError
 from .base import Input, InputOptions
 from .disk import DiskInput
 from .libvirtxml import LibvirtXMLInput
+from .ova import OvaInput
+from .vmx import VmxInput
 
 INPUTS: dict[str, type[Input]] = {
     "disk": DiskInput,
     "libvirtxml": LibvirtXMLInput,
+    "ova": OvaInput,
+    "vmx": VmxInput,
 }
 
 

@@ -3,7 +3,8 @@
 An input only describes the source (disks as local paths or NBD URIs, NICs, CPUs, memory); it
 never writes to it.  Servers it needs to start (nbdkit …) are registered with process.py.
 What an input can use is declared on its class, so the command line refuses what no input
-uses instead of ignoring it: `accepts_conn` (-ic URI), `network_bandwidth` (it reads over a
+uses instead of ignoring it: `accepts_conn` (-ic URI), `transports` (-it), `io_options`
+(-io keys), `network_bandwidth` (it reads over a
 network and applies --bandwidth/--bandwidth-file there itself; otherwise the limit applies to
 the disk copy).
 """
@@ -21,6 +22,7 @@ class InputOptions:
     args: tuple[str, ...]           # positional arguments (disk paths, an XML file, a guest name)
     input_format: str | None = None  # -if
     input_conn: str | None = None    # -ic
+    transport: str | None = None     # -it (e.g. "ssh" for -i vmx)
     name: str | None = None          # -on (renames the guest; the input may use it as default)
     extra: dict[str, str] = field(default_factory=dict)
     bandwidth: int | None = None     # --bandwidth, bits per second (network inputs)
@@ -35,6 +37,8 @@ class Input(ABC):
     description: str = ""
     accepts_conn = False        # uses -ic URI (e.g. a future -i libvirt); otherwise refused
     network_bandwidth = False   # applies --bandwidth to its own network reads
+    transports: tuple[str, ...] = ()  # accepted -it values; otherwise -it is refused
+    io_options: dict[str, str] = {}   # accepted -io KEY[=VALUE] keys → help (into `extra`)
 
     @abstractmethod
     def source(self, opts: InputOptions) -> Source:
