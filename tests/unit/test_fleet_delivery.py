@@ -41,7 +41,8 @@ def leftovers(*dirs: Path) -> list[str]:
 def test_bad_input_fails_once_good_job_done(fleet: Fleet, tmp_path: Path) -> None:  # noqa: F811
     a = fleet.worker("a", tmp_path / "a", env=FAKE)
     b = fleet.worker("b", tmp_path / "b", env=FAKE)
-    r = fleet.cli("submit", plan(tmp_path, {"ok": {"seconds": 1},
+    # "ok" runs longer than the visibility timeout (4 s): its heartbeat keeps it delivered once.
+    r = fleet.cli("submit", plan(tmp_path, {"ok": {"seconds": 7},
                                             "bad": {"fail": "disk x: no such file"}}))
     assert r.returncode == 0, r.stderr
     fleet.wait(lambda: fleet.job("ok").get("state") == "done"
@@ -50,6 +51,8 @@ def test_bad_input_fails_once_good_job_done(fleet: Fleet, tmp_path: Path) -> Non
     bad = fleet.job("bad")
     assert bad["error"] == "disk x: no such file" and bad["deliveries"] == "1"
     assert runs(a.storage, b.storage).count("bad") == 1
+    received = sum(w.log.read_text().count("] received") for w in (a, b))
+    assert received == 2, "a job was delivered twice"
     st = json.loads(fleet.cli("status", "--json").stdout)
     assert {j["job"]: j["state"] for j in st} == {"ok": "done", "bad": "failed"}
     table = fleet.cli("status").stdout
