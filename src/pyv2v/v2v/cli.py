@@ -27,7 +27,7 @@ from ..errors import (
     V2VError,
     exit_code_for_signal,
 )
-from . import inputs, outputs, pipeline
+from . import inputs, outputs, pipeline, verifyboot
 from .monitor import choose
 from .network import NetworkMap
 from .printsource import print_source
@@ -118,6 +118,9 @@ def build_parser() -> Parser:
     a("-q", "--quiet", action="store_true")
     a("-v", "--verbose", action="store_true")
     a("-x", dest="trace", action="store_true", help="trace libguestfs calls (on stderr)")
+    a("--verify-boot", action="store_true",
+      help="after converting, boot the written guest once under qemu (never writing to it) and "
+           "report login prompt / network / failure; exit 1 if it did not boot")
     a("--colours", "--colors", "--colour", "--color", dest="colours", action="store_true")
     a("-V", "--version", action="store_true")
     return p
@@ -241,9 +244,11 @@ def run(argv: list[str]) -> int:
     process.install_cancel_handlers()
     monitor = choose(ns.machine_readable is not None, ns.quiet)
     try:
-        pipeline.run(plan, monitor)
+        meta = pipeline.run(plan, monitor)
     finally:
         monitor.close()
+    if ns.verify_boot:
+        verifyboot.report(verifyboot.verify(meta.disks, meta.caps, [n.mac for n in meta.nics]))
     return EXIT_OK
 
 
