@@ -108,7 +108,8 @@ def test_conversion_end_to_end_fake_v2v(p2v_sshd: Sshd, tmp_path: Path,
     assert argv[-3:] == ["--root", "first", "physical.xml"] and "fake-note=1" in argv
     disks = json.loads((rdir / "fake-v2v-result.json").read_text())["disks"]
     assert len(disks) == 1 and disks[0]["sha256"] == before and disks[0]["write_refused"]
-    assert any(isinstance(e, DiskProgress) for e in events) or True  # short runs may not tick
+    progress = [e for e in events if isinstance(e, DiskProgress)]
+    assert progress and all(e.disk == str(small_image) and e.total == 32 << 20 for e in progress)
     assert sha256(small_image) == before
     assert p2v_children() == []
 
@@ -152,27 +153,6 @@ def test_cancel_kills_remote_and_local(p2v_sshd: Sshd, tmp_path: Path,
     assert p2v_children() == []
 
 
-def test_data_connection_killed_mid_run(p2v_sshd: Sshd, tmp_path: Path,
-                                        small_image: Path) -> None:
-    cfg = p2v_sshd.config(tmp_path, disks=[str(small_image)], output_misc=["fake-sleep=600"])
-    conv = Conversion(cfg)
-    events: list[Event] = []
-    conv.subscribe(events.append)
-    results: list[Finished] = []
-    t = threading.Thread(target=lambda: results.append(conv.run()))
-    t.start()
-    wait_for(lambda: any(isinstance(e, RemoteLine) and "Copying" in e.text for e in events))
-    conn = conv._conns[0]
-    t0 = time.monotonic()
-    os.kill(conn.ssh.pid, signal.SIGKILL)  # the data ssh dies mid-run
-    t.join(60)
-    assert results and not results[0].ok and not results[0].cancelled
-    assert "data connection for" in results[0].message
-    assert time.monotonic() - t0 < 30
-    wait_for(lambda: not p2v_sshd.procs(str(p2v_sshd.fake_bin)), 10)
-    assert p2v_children() == []
-
-
 def p2v_cli(sshd: Sshd, tmp: Path, image: Path, *extra: str) -> subprocess.Popen[str]:
     argv = [sys.executable, "-m", "pyv2v.p2v.cli", "--server", sshd.host, "--port",
             str(sshd.port), "--identity", f"file://{sshd.user_key}", "--known-hosts",
@@ -202,9 +182,11 @@ def test_cli_failure_runs_fail_hook(p2v_sshd: Sshd, tmp_path: Path, small_image:
     assert "Traceback" not in out
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
-def test_p2v_killed_kills_remote_conversion(p2v_sshd: Sshd, tmp_path: Path, small_image: Path,
-                                            sig: signal.Signals) -> None:
+def test_p2v_sigterm_cancels_the_fake_remote_conversion(p2v_sshd: Sshd, tmp_path: Path,
+                                                       small_image: Path) -> None:
+    """SIGTERM after the (fake) transfer.  Faults during a real pull (data ssh or p2v
+    SIGKILLed while our v2v pulls the disk): test_p2v_faults_real.py."""
+    sig = signal.SIGTERM
     p = p2v_cli(p2v_sshd, tmp_path, small_image, "--oo", "fake-sleep=600")
     assert p.stdout is not None
     seen = []
@@ -215,9 +197,8 @@ def test_p2v_killed_kills_remote_conversion(p2v_sshd: Sshd, tmp_path: Path, smal
     assert p2v_sshd.procs(str(p2v_sshd.fake_bin))
     p.send_signal(sig)
     out = "".join(seen) + p.communicate(timeout=60)[0]
-    if sig == signal.SIGTERM:
-        assert p.returncode == 143, out  # 128 + SIGTERM (errors.py)
-        assert "p2v: error: conversion cancelled by user" in out
+    assert p.returncode == 143, out  # 128 + SIGTERM (errors.py)
+    assert "p2v: error: conversion cancelled by user" in out
     wait_for(lambda: not p2v_sshd.procs(str(p2v_sshd.fake_bin)), 15)
     wait_for(lambda: not p2v_sshd.procs(f"file={small_image}"), 15)  # nbdkit
     wait_for(lambda: not p2v_sshd.procs(f"-p {p2v_sshd.port} -l root"), 15)  # ssh clients
