@@ -98,7 +98,8 @@ def build_parser() -> Parser:
     a("-oc", dest="output_conn", help="output connection URI")
     a("-of", dest="output_format", choices=["raw", "qcow2"], help="output disk format")
     a("-on", dest="output_name", help="rename the guest")
-    a("-os", dest="output_storage", help="output storage (a directory for -o local/qemu/json)")
+    a("-os", dest="output_storage", help="output storage: a directory (-o local/qemu/json/"
+      "kubevirt), a storage pool (-o libvirt, default: default)")
     a("--overwrite", action="store_true",
       help="replace an existing guest's output files (default: refuse to overwrite)")
     a("-oo", dest="output_options", action="append", default=[], metavar="OPTION[=VALUE]")
