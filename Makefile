@@ -37,8 +37,11 @@ lint: venv
 	$(VENV)/bin/mypy src/pyv2v
 	$(VENV)/bin/mypy harness/src/pyv2v_harness
 
+# Two pytest-xdist workers (this machine and CI have 2 cores).  --dist loadgroup keeps the tests
+# that share an expensive fixture on one worker (tests/conftest.py groups them); `make unit` and
+# single-test runs stay serial.
 test: setup lint
-	$(VENV)/bin/pytest -v --timeout=1800 --durations=30 tests
+	$(VENV)/bin/pytest -v -n 2 --dist loadgroup --timeout=1800 --durations=30 tests
 
 unit: venv
 	$(VENV)/bin/pytest -q tests/unit

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from proc_helpers import pgrep
 
 from pyv2v import accel, process, ssh
 from pyv2v.p2v.config import Config
@@ -123,8 +124,8 @@ class Sshd:
         return cfg
 
     def procs(self, pattern: str) -> list[str]:
-        r = subprocess.run(["pgrep", "-a", "-f", pattern], capture_output=True, text=True)
-        return [ln for ln in r.stdout.splitlines() if "pgrep" not in ln]
+        """Live processes matching `pattern` (pgrep -af), other xdist workers' left out."""
+        return pgrep(pattern)
 
 
 def start_sshd(*, fake_version: str | None = "2.2.0", path: list[str] | None = None,

@@ -3,12 +3,24 @@
 Each fixture runs the installed `v2v` command for real (libguestfs appliance, qemu-img, nbdkit)
 and records what a test needs: exit code, output, wall time, the output directory and the
 source's sha256 before and after.
+
+converted_local and converted_uefi are converted once per *run*, not once per xdist worker:
+`shared_result` lets the first worker that needs one convert under an flock in the run's shared
+temp dir and pickle the result there; other workers wait for the lock and load it.  Their users
+only read the outputs (boots use -snapshot, read-backs a qcow2 overlay), so they may run at the
+same time on both workers.  converted_nbd is not shared: its boot test runs the generated
+script, which writes the disk, so its users stay on one worker (tests/conftest.py groups them).
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
+import pickle
+import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,12 +65,39 @@ def convert(source: Path, outdir: Path, *args: str) -> Conversion:
                       before, sha256(source))
 
 
+def shared_result(tmp_path_factory: pytest.TempPathFactory, key: str,
+                  make: Callable[[Path], Conversion]) -> Conversion:
+    """`make(workdir)` once per test run, whichever xdist worker asks first (see above).  An
+    exception is not cached: the next worker to ask tries again."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the run's directory, shared by its workers
+    work, done = base / f"shared-{key}", base / f"shared-{key}.pickle"
+    with open(base / f"shared-{key}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if done.exists():
+            with open(done, "rb") as f:
+                result: Conversion = pickle.load(f)
+            return result
+        shutil.rmtree(work, ignore_errors=True)  # a failed attempt's leftovers
+        work.mkdir()
+        result = make(work)
+        with open(done.with_suffix(".tmp"), "wb") as f:
+            pickle.dump(result, f)
+        os.replace(done.with_suffix(".tmp"), done)
+        return result
+
+
 @pytest.fixture(scope="session")
 def converted_local(debian12_physical: Path, tmp_path_factory: pytest.TempPathFactory
                     ) -> Conversion:
-    out = tmp_path_factory.mktemp("v2v-local")
-    return convert(debian12_physical, out, "-i", "disk", str(debian12_physical), "-on", "deb12",
-                   "-o", "local", "-os", str(out))
+    def make(work: Path) -> Conversion:
+        out = work / "v2v-local"
+        out.mkdir()
+        return convert(debian12_physical, out, "-i", "disk", str(debian12_physical),
+                       "-on", "deb12", "-o", "local", "-os", str(out))
+
+    return shared_result(tmp_path_factory, "converted_local", make)
 
 
 PHYSICAL_XML = """<domain type="physical">
@@ -124,11 +163,15 @@ def without_efi_fallback(image: Path, workdir: Path) -> Path:
 @pytest.fixture(scope="session")
 def converted_uefi(debian12_uefi: Path, tmp_path_factory: pytest.TempPathFactory
                    ) -> Conversion:
-    work = tmp_path_factory.mktemp("v2v-uefi-src")
-    source = without_efi_fallback(debian12_uefi, work)
-    out = tmp_path_factory.mktemp("v2v-uefi")
-    sha = sha256(debian12_uefi)
-    c = convert(source, out, "-i", "disk", str(source), "-on", "deb12uefi",
-                "-o", "local", "-of", "qcow2", "-os", str(out))
-    c.fixture_sha = (sha, sha256(debian12_uefi))  # type: ignore[attr-defined]
-    return c
+    def make(work: Path) -> Conversion:
+        (work / "v2v-uefi-src").mkdir()
+        source = without_efi_fallback(debian12_uefi, work / "v2v-uefi-src")
+        out = work / "v2v-uefi"
+        out.mkdir()
+        sha = sha256(debian12_uefi)
+        c = convert(source, out, "-i", "disk", str(source), "-on", "deb12uefi",
+                    "-o", "local", "-of", "qcow2", "-os", str(out))
+        c.fixture_sha = (sha, sha256(debian12_uefi))  # type: ignore[attr-defined]
+        return c
+
+    return shared_result(tmp_path_factory, "converted_uefi", make)

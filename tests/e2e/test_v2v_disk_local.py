@@ -65,7 +65,7 @@ def test_converted_guest_boots_on_virtio_with_network(converted_local: Conversio
     root = etree.parse(str(converted_local.outdir / "deb12.xml")).getroot()
     mac = root.find("./devices/interface/mac").get("address")
     res = bootcheck.boot(converted_local.outdir / "deb12-sda", bus="virtio-blk",
-                         nic_model="virtio-net-pci", mac=mac, timeout=300,
+                         nic_model="virtio-net-pci", mac=mac, timeout=600,
                          console_log=tmp_path / "console.log")
     assert res.outcome == "login", f"see {res.console_log}"
     assert res.net_up, f"markers: {res.markers}; see {res.console_log}"

@@ -49,7 +49,7 @@ def test_generated_qemu_script_boots_the_guest(converted_nbd: Conversion, tmp_pa
                                  "none"], stdout=f, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     try:
-        deadline = time.monotonic() + 360
+        deadline = time.monotonic() + 600
         outcome = None
         while time.monotonic() < deadline and proc.poll() is None:
             text = log.read_text(errors="replace")

@@ -36,6 +36,6 @@ def test_boots_under_ovmf_on_virtio(converted_uefi: Conversion, tmp_path) -> Non
     mac = root.find("./devices/interface/mac").get("address")
     res = bootcheck.boot(converted_uefi.outdir / "deb12uefi-sda", bus="virtio-blk",
                          firmware="uefi", fmt="qcow2", nic_model="virtio-net-pci", mac=mac,
-                         timeout=360, console_log=tmp_path / "console.log")
+                         timeout=600, console_log=tmp_path / "console.log")
     assert res.outcome == "login", f"see {res.console_log}"
     assert res.net_up, f"markers: {res.markers}; see {res.console_log}"

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import time
 
+import pytest
+
 from pyv2v import accel
 
 
@@ -16,6 +18,7 @@ def _kvm_is_pvm() -> bool:
     return os.path.isdir("/sys/module/kvm_pvm")
 
 
+@pytest.mark.exclusive  # timed: not while the other xdist worker loads the CPUs
 def test_real_probe_answers_within_10s_with_a_reason() -> None:
     start = time.monotonic()
     a = accel.probe()

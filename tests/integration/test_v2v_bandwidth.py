@@ -44,6 +44,7 @@ def test_no_limit_is_the_source_itself(source: nbd.NbdServer) -> None:
     assert throttle(source.uri, InputOptions(args=())) == source.uri
 
 
+@pytest.mark.exclusive  # times an unthrottled read: not while the other xdist worker loads the CPUs
 def test_bandwidth_limits_the_network_read(source: nbd.NbdServer, tmp_path: Path) -> None:
     fast = pull_seconds(source.uri, tmp_path / "a.raw")
     # 4 Mibit/s = 512 KiB/s: after nbdkit's ~2 s burst bucket (1 MiB), 1 MiB takes ~2 s.

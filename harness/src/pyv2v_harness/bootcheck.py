@@ -139,12 +139,12 @@ def boot(
     mac: str = DEFAULT_MAC,
     memory_mb: int = 1024,
     cpus: int = 1,
-    timeout: float = 240.0,
+    timeout: float = 600.0,  # ~45 s alone under TCG; minutes with another job on 2 cores
     snapshot: bool = True,
     console_log: str | Path | None = None,
     extra_disks: Sequence[str | Path | tuple[str | Path, str]] = (),
     wait_marker: bool = True,
-    marker_grace: float = 90.0,
+    marker_grace: float = 180.0,
 ) -> BootResult:
     """Boot `image` and report how far it got (see the module docstring).
 
