@@ -38,8 +38,8 @@ lint: venv
 	$(VENV)/bin/mypy harness/src/pyv2v_harness
 
 # Two pytest-xdist workers (this machine and CI have 2 cores).  --dist loadgroup keeps the tests
-# that share an expensive fixture on one worker (tests/conftest.py groups them); `make unit` and
-# single-test runs stay serial.
+# that share an expensive fixture on one worker (tests/xdist_support.py groups them);
+# `make unit` and single-test runs stay serial.
 test: setup lint
 	$(VENV)/bin/pytest -v -n 2 --dist loadgroup --timeout=1800 --durations=30 tests
 
