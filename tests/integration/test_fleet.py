@@ -3,7 +3,7 @@ separate output directories, v2v's real pipeline on the debian12-physical fixtur
 
 One plan of two jobs: a real `-i disk … -o local` conversion and a bad input.  The bad input
 fails once with one line and is not retried.  The worker converting the good job is killed -9
-(its whole process tree, as a power loss) once the job's stage shows the conversion under way;
+(its whole process tree, as a power loss) once the job's stage shows the appliance inspecting;
 the job is redelivered to the other worker and finishes there exactly once (one guest, no
 partial dirs; the dead worker's leftover staging dir is removed when it restarts).  Then a real
 conversion is cancelled while its appliance runs: no qemu/nbdkit/qemu-img of it survives.
@@ -50,8 +50,10 @@ def test_fleet_real_conversions(fleet: Fleet, tmp_path: Path,  # noqa: F811
     assert r.returncode == 0, r.stderr
 
     t0 = time.monotonic()
-    fleet.wait(lambda: fleet.job("web1").get("stage", "").startswith("Converting"), 400,
-               "web1 to reach the conversion stage")
+    # Mid-job: the appliance is up and inspecting (the converter's own lines are log messages,
+    # not Monitor stages).
+    fleet.wait(lambda: fleet.job("web1").get("stage", "") == "Inspecting the source", 400,
+               "web1 to reach the inspection stage")
     first = {"pyv2v@a": a, "pyv2v@b": b}[fleet.job("web1")["worker"]]
     other = b if first is a else a
     first.kill9()
