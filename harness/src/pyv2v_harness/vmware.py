@@ -190,6 +190,8 @@ def ensure_export(kind: str) -> Path:
                 start = time.monotonic()
                 tmp.mkdir()
                 BUILDERS[kind](root, tmp)
+                for f in tmp.iterdir():  # tests link these: keep them from being edited
+                    f.chmod(0o444)
                 os.replace(tmp, final)
                 log.message(f"Built VMware fixture {kind} in {time.monotonic() - start:.0f} s")
     return final / ENTRY[kind]

@@ -71,6 +71,7 @@ class VmxInput(Input):
     name = "vmx"
     description = "a VMware .vmx file and its disks (local, or -it ssh vmx+ssh://…)"
     transports = ("ssh",)
+    io_options = {"ssh-identity": "-it ssh: the private key file to log in with"}
 
     def source(self, opts: InputOptions) -> Source:
         if len(opts.args) != 1:

@@ -1,0 +1,198 @@
+"""-i ova and -i vmx on VMware/VirtualBox exports generated from the debian12-physical fixture
+(pyv2v_harness.vmware): --print-source for every kind (no appliance), bad input with the real
+files (one line, nothing written), and two real conversions that boot (a VMware OVA read in
+place from its tar, a two-disk VMX with monolithicSparse VMDKs)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+from lxml import etree
+from v2v_fixtures import Conversion, convert
+from v2v_helpers import assert_one_line_error, run_v2v
+
+from pyv2v_harness import vmware
+
+pytestmark = [pytest.mark.slow]
+
+
+@pytest.fixture(scope="session")
+def exports(debian12_physical: Path) -> dict[str, Path]:
+    return {k: vmware.ensure_export(k) for k in vmware.KINDS}
+
+
+EXPECT = {  # kind: (input mode, hypervisor, memory, vCPUs, topology, disks, NIC line)
+    "ova-vmware": ("ova", "vmware", 1024, 2, "sockets: 1 cores/socket: 2", 1,
+                   f'Bridge "VM Network" mac: {vmware.MAC0}'),
+    "ova-vbox": ("ova", "virtualbox", 768, 1, "", 1, f'Bridge "NAT" mac: {vmware.MAC1}'),
+    "ova-dir": ("ova", "vmware", 1024, 2, "sockets: 1 cores/socket: 2", 1,
+                f'Bridge "VM Network" mac: {vmware.MAC0}'),
+    "vmx-sparse": ("vmx", "vmware", 1024, 2, "sockets: 2 cores/socket: 1", 1,
+                   f'Network "VM Network" mac: {vmware.MAC0}'),
+    "vmx-flat": ("vmx", "vmware", 1024, 2, "sockets: 2 cores/socket: 1", 1,
+                 f'Network "VM Network" mac: {vmware.MAC0}'),
+    "vmx-2disk": ("vmx", "vmware", 1024, 2, "sockets: 2 cores/socket: 1", 2,
+                  f'Network "VM Network" mac: {vmware.MAC0}'),
+}
+
+
+@pytest.mark.parametrize("kind", vmware.KINDS)
+def test_print_source(exports: dict[str, Path], kind: str) -> None:
+    mode, hyp, mem, vcpus, topo, ndisks, nic = EXPECT[kind]
+    res = run_v2v("-i", mode, str(exports[kind]), "--print-source", timeout=300)
+    assert res.returncode == 0, res.stderr
+    out = res.stdout
+    assert f"source name: {vmware.NAME}" in out and f"hypervisor type: {hyp}" in out
+    assert f"memory: {mem * 2**20} (bytes)" in out and f"nr vCPUs: {vcpus}" in out
+    assert f"CPU topology: {topo}" in out and "firmware: bios" in out
+    disks = out.split("disks:\n")[1].split("removable media:")[0].splitlines()
+    assert len(disks) == ndisks and all("(vmdk)" in d for d in disks), out
+    if kind.startswith("ova-") and kind != "ova-dir":
+        assert disks[0].strip().startswith('json:{"file":{"driver":"raw","offset":')  # in place
+    assert "removable media:\n\tcdrom\n" in out
+    nics = out.split("NICs:\n")[1].splitlines()
+    assert nics == [f"\t{nic}"], out  # ethernet1 is present = "FALSE" in the VMX
+
+
+def _small_ova(tmp: Path, exports: dict[str, Path], mutate: str) -> Path:
+    """The VMware OVA's OVF and manifest with a 1 MiB raw disk (cheap to build), mutated."""
+    src = exports["ova-dir"]
+    d = tmp / "small"
+    d.mkdir()
+    ovf = (src / f"{vmware.NAME}.ovf").read_text()
+    disk = d / f"{vmware.NAME}-disk1.vmdk"
+    disk.write_bytes(b"\0" * (1 << 20))
+    if mutate == "no-disks":
+        start = ovf.index("<Item><rasd:AddressOnParent>0</rasd:AddressOnParent>\n        <rasd:"
+                          "ElementName>Hard disk 1")
+        ovf = ovf[:start] + ovf[ovf.index("</Item>", start) + len("</Item>"):]
+    (d / f"{vmware.NAME}.ovf").write_text(ovf)
+    (d / f"{vmware.NAME}.mf").write_text(f"SHA256({disk.name})= " + "ab" * 32 + "\n")
+    out = tmp / "small.ova"
+    with tarfile.open(out, "w") as tar:
+        for p in sorted(d.iterdir()):
+            tar.add(p, arcname=p.name)
+    return out
+
+
+def _bad(tmp: Path, exports: dict[str, Path], case: str) -> tuple[list[str], tuple[str, ...]]:
+    if case == "corrupt-ova":
+        p = tmp / "corrupt.ova"
+        p.write_bytes(os.urandom(1 << 16))
+        return ["-i", "ova", str(p)], ("not a valid OVA",)
+    if case == "truncated-ova":
+        p = tmp / "trunc.ova"
+        with open(exports["ova-vmware"], "rb") as f, open(p, "wb") as g:
+            g.write(f.read(8 << 20))
+        return ["-i", "ova", str(p)], ("truncated",)
+    if case == "manifest-mismatch":
+        return ["-i", "ova", str(_small_ova(tmp, exports, ""))], (
+            "checksum of deb12vm-disk1.vmdk does not match the manifest deb12vm.mf",)
+    if case == "ovf-without-disks":
+        return ["-i", "ova", "-io", "skip-manifest", str(_small_ova(tmp, exports, "no-disks"))], (
+            "describes no disks",)
+    vmx_dir = tmp / "vm"
+    vmx_dir.mkdir()
+    src = exports["vmx-sparse"]
+    os.link(src.with_suffix(".vmdk"), vmx_dir / f"{vmware.NAME}.vmdk")  # read-only use
+    vmx = vmx_dir / f"{vmware.NAME}.vmx"   # a copy: it is edited below
+    text = src.read_text()
+    if case == "vmx-missing-vmdk":
+        vmx.write_text(text.replace(f"{vmware.NAME}.vmdk", "lost.vmdk"))
+        return ["-i", "vmx", str(vmx)], ("names disk lost.vmdk, which does not exist",)
+    if case == "extent-outside":
+        (tmp / "secret-flat.vmdk").write_bytes(b"s" * 4096)
+        (vmx_dir / "evil.vmdk").write_text('# Disk DescriptorFile\nversion=1\nCID=fffffffe\n'
+                                           'parentCID=ffffffff\ncreateType="monolithicFlat"\n'
+                                           'RW 8 FLAT "../secret-flat.vmdk" 0\n')
+        vmx.write_text(text.replace(f"{vmware.NAME}.vmdk", "evil.vmdk"))
+        return ["-i", "vmx", str(vmx)], ("refusing VMDK extent ../secret-flat.vmdk",)
+    assert case == "unsupported-subformat"
+    (vmx_dir / "rdm.vmdk").write_text('# Disk DescriptorFile\nversion=1\ncreateType="vmfsRaw"\n'
+                                      'RW 8 VMFSRAW "/dev/sda" 0\n')
+    vmx.write_text(text.replace(f"{vmware.NAME}.vmdk", "rdm.vmdk"))
+    return ["-i", "vmx", str(vmx)], ("unsupported VMDK subformat 'vmfsRaw'",)
+
+
+@pytest.mark.parametrize("case", ["corrupt-ova", "truncated-ova", "manifest-mismatch",
+                                  "ovf-without-disks", "vmx-missing-vmdk", "extent-outside",
+                                  "unsupported-subformat"])
+def test_bad_input_one_line_nothing_written(exports: dict[str, Path], tmp_path: Path,
+                                            case: str) -> None:
+    args, needles = _bad(tmp_path, exports, case)
+    out = tmp_path / "out"
+    out.mkdir()
+    res = run_v2v(*args, "-o", "local", "-os", str(out), timeout=300)
+    assert_one_line_error(res, *needles)
+    assert os.listdir(out) == []
+
+
+# --- real conversions (appliance) and boots --------------------------------------------------
+
+@pytest.fixture(scope="session")
+def converted_ova(exports: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+                  ) -> Conversion:
+    out = tmp_path_factory.mktemp("v2v-ova")
+    ova = exports["ova-vmware"]
+    return convert(ova, out, "-i", "ova", str(ova), "-o", "local", "-os", str(out))
+
+
+@pytest.fixture(scope="session")
+def converted_vmx(exports: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+                  ) -> Conversion:
+    out = tmp_path_factory.mktemp("v2v-vmx")
+    vmx = exports["vmx-2disk"]
+    return convert(vmx.with_suffix(".vmdk"), out, "-i", "vmx", str(vmx), "-o", "local",
+                   "-os", str(out))
+
+
+def _check_written(c: Conversion, ndisks: int) -> etree._Element:
+    assert c.rc == 0, c.stderr[-2000:]
+    assert "Traceback" not in c.stderr
+    assert c.sha_before == c.sha_after  # the OVA / VMDK was never written
+    names = sorted(os.listdir(c.outdir))
+    assert names == sorted([f"{vmware.NAME}-sd{chr(97 + i)}" for i in range(ndisks)]
+                           + [f"{vmware.NAME}.xml"])
+    root = etree.parse(str(c.outdir / f"{vmware.NAME}.xml")).getroot()
+    assert root.findtext("memory") == str(1024 * 1024)  # KiB
+    mac = root.find("./devices/interface/mac")
+    assert mac is not None and mac.get("address") == vmware.MAC0
+    return root
+
+
+def test_ova_conversion(converted_ova: Conversion) -> None:
+    _check_written(converted_ova, 1)
+    assert "Extracting" not in converted_ova.stdout  # the tar was read in place
+    disk = converted_ova.outdir / f"{vmware.NAME}-sda"
+    assert os.stat(disk).st_size == 2 << 30
+
+
+def test_vmx_two_disk_conversion(converted_vmx: Conversion) -> None:
+    root = _check_written(converted_vmx, 2)
+    devs = [d.get("dev") for d in root.findall("./devices/disk[@device='disk']/target")]
+    assert devs == ["vda", "vdb"]
+    blank = converted_vmx.outdir / f"{vmware.NAME}-sdb"
+    assert os.stat(blank).st_size == vmware.BLANK_MIB << 20
+
+
+def test_flat_vmdk_reads_the_same_bytes(exports: dict[str, Path], debian12_physical: Path
+                                        ) -> None:
+    """The flat descriptor + extent reads exactly the source guest (qemu-img compare)."""
+    subprocess.run(["qemu-img", "compare", "-q", "-f", "vmdk", "-F", "raw",
+                    str(exports["vmx-flat"].with_suffix(".vmdk")), str(debian12_physical)],
+                   check=True, timeout=600)
+
+
+@pytest.mark.boot
+@pytest.mark.parametrize("which", ["ova", "vmx"])
+def test_converted_guest_boots(which: str, request: pytest.FixtureRequest, boot) -> None:  # type: ignore[no-untyped-def]
+    c: Conversion = request.getfixturevalue(f"converted_{which}")
+    assert c.rc == 0, c.stderr[-2000:]
+    extra = [] if which == "ova" else [(c.outdir / f"{vmware.NAME}-sdb", "raw")]
+    res = boot(c.outdir / f"{vmware.NAME}-sda", bus="virtio-blk", nic_model="virtio-net-pci",
+               mac=vmware.MAC0, extra_disks=extra)
+    assert res.outcome == "login", f"see {res.console_log}"
