@@ -125,27 +125,51 @@ class Fleet:
         raise AssertionError(f"timed out waiting: {what}\n{logs}")
 
 
+def _answers_as(port: int, pid: int) -> bool:
+    """Is the redis on `port` the process `pid`?  (The port was free a moment ago; a test on the
+    other xdist worker may have started its own redis there since.)"""
+    try:
+        with socket.create_connection(("127.0.0.1", port), 0.5) as s:
+            s.sendall(b"INFO server\r\n")
+            s.settimeout(2)
+            data = b""
+            while b"process_id:" not in data or not data.endswith(b"\r\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError:
+        return False
+    return f"process_id:{pid}\r\n".encode() in data
+
+
+def start_redis(data: Path, tries: int = 5) -> tuple[subprocess.Popen[bytes], int]:
+    """A redis-server of our own on a free loopback port (another port if it loses the race)."""
+    exe = shutil.which("redis-server") or "/usr/bin/redis-server"
+    for _ in range(tries):
+        port = free_port()
+        proc = subprocess.Popen([exe, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+                                 "--appendonly", "no", "--dir", str(data),
+                                 "--protected-mode", "yes"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        while proc.poll() is None and time.monotonic() < deadline:
+            if _answers_as(port, proc.pid):
+                return proc, port
+            time.sleep(0.05)
+        proc.kill()
+        proc.wait(10)
+    raise AssertionError(f"no private redis-server started in {tries} tries")
+
+
 @pytest.fixture
 def fleet(tmp_path: Path) -> Iterator[Fleet]:
-    exe = shutil.which("redis-server") or "/usr/bin/redis-server"
-    port = free_port()
     data = tmp_path / "redis"
     data.mkdir()
-    proc = subprocess.Popen([exe, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-                             "--appendonly", "no", "--dir", str(data), "--protected-mode", "yes"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    proc, port = start_redis(data)
     url = f"redis://127.0.0.1:{port}/0"
     f = Fleet(url, tmp_path)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise
-                time.sleep(0.05)
         yield f
     finally:
         for w in f.workers:
