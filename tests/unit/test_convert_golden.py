@@ -1,12 +1,13 @@
 """Golden tests: convert fake guest trees of every family and compare everything that changed.
 
 Each case under tests/golden/convert/<case>/ has ``in/`` (the guest tree before conversion) and
-``case.json`` (the inspection data, target bus, NIC plans and optionally ``uuids``: the
-filesystem UUID of each inspected device).  The conversion runs on a copy
-with FakeGuest and fake guest tools (dpkg, rpm, update-initramfs, dracut, vendor uninstallers)
-that edit the tree the way the real ones would.  ``out/`` holds exactly what differs afterwards:
-``tree/`` (every created or modified file), ``deleted.txt``, ``symlinks.txt``, plus
-``commands.txt`` (argv of every guest command, in order), ``caps.json`` and ``warnings.txt``.
+``case.json`` (the inspection data, target bus, NIC plans — a NIC's ``static`` is
+``--mac MAC:ip:…`` — and optionally ``uuids``: the filesystem UUID of each inspected device).
+The conversion runs on a copy with FakeGuest and fake guest tools (dpkg, rpm, update-initramfs,
+dracut, vendor uninstallers) that edit the tree the way the real ones would.  ``out/`` holds
+exactly what differs afterwards: ``tree/`` (every created or modified file), ``deleted.txt``,
+``symlinks.txt``, plus ``commands.txt`` (argv of every guest command, in order), ``caps.json``
+and ``warnings.txt``.
 Regenerate with ``PYV2V_UPDATE_GOLDEN=1 pytest tests/unit/test_convert_golden.py`` and review
 the diff.
 """
@@ -24,7 +25,7 @@ import pytest
 
 from pyv2v.v2v.convert import converter_for
 from pyv2v.v2v.convert.guest import FakeGuest
-from pyv2v.v2v.types import ConvertOptions, Inspect, TargetNicPlan
+from pyv2v.v2v.types import ConvertOptions, Inspect, StaticIp, TargetNicPlan
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "convert"
 CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "in").is_dir())
@@ -105,7 +106,8 @@ def load_case(case: str) -> tuple[Inspect, ConvertOptions]:
     spec = json.loads((GOLDEN / case / "case.json").read_text())
     ins = dict(spec["inspect"])
     ins["mountpoints"] = tuple(tuple(m) for m in ins["mountpoints"])
-    nics = tuple(TargetNicPlan(**n) for n in spec["nics"])
+    nics = tuple(TargetNicPlan(**{**n, "static": StaticIp(**{**n["static"], "dns": tuple(
+        n["static"].get("dns", ()))})} if "static" in n else n) for n in spec["nics"])
     return Inspect(**ins), ConvertOptions(block_bus=spec["block_bus"], nics=nics)
 
 

@@ -242,3 +242,59 @@ def test_wicked_xml_names_macs_and_retarget(tmp_path: Path,
     assert Wicked().retarget(g, [], sole_mac=A) == [f"{d}/a.xml"]
     assert f"<permanent-address>{A}</permanent-address>" in g.read_text(f"{d}/a.xml")
     assert "<local>10.0.0.9/24</local>" in g.read_text(f"{d}/a.xml")
+
+
+def test_mac_ip_option_parsed_like_the_reference() -> None:
+    from pyv2v.errors import V2VError
+    from pyv2v.v2v.network import NetworkMap
+    from pyv2v.v2v.types import SourceNic, StaticIp
+
+    m = NetworkMap()
+    m.add_mac(f"{A.upper()}:ip:192.168.1.20,192.168.1.1,23,192.168.1.53,192.168.1.54")
+    m.add_mac(f"{B}:ip:fd00::5")
+    plan = m.plan((SourceNic(A, "lan"), SourceNic(B, "lan")))
+    assert plan[0].static == StaticIp("192.168.1.20", 23, "192.168.1.1",
+                                      ("192.168.1.53", "192.168.1.54"))
+    assert plan[1].static == StaticIp("fd00::5", 64)
+    for bad, why in ((f"{A}:ip:300.1.1.1", "300.1.1.1"), (f"{A}:ip:10.0.0.1,,33", "1-32"),
+                     (f"{A}:ip:10.0.0.1,gw", "gw")):
+        with pytest.raises(V2VError, match=why):
+            NetworkMap().add_mac(bad)
+    m.add_mac("52:54:00:99:99:99:ip:10.0.0.9")
+    with pytest.raises(V2VError, match="no NIC with that MAC"):
+        m.plan((SourceNic(A, "lan"), SourceNic(B, "lan")))
+
+
+def static_nic(mac: str, name: str | None = None) -> TargetNicPlan:
+    from pyv2v.v2v.types import StaticIp
+    return TargetNicPlan(mac, name, "default", static=StaticIp("10.9.0.5", 16, "10.9.0.1",
+                                                                 ("10.9.0.53",)))
+
+
+def test_static_in_ifcfg_keeps_other_keys(tmp_path: Path) -> None:
+    g = FakeGuest(tmp_path)
+    d = "/etc/sysconfig/network-scripts"
+    g.write(f"{d}/ifcfg-ens192", "DEVICE=ens192\nBOOTPROTO=dhcp\nHWADDR=00:50:56:01:02:03\n"
+            "DNS1=1.1.1.1\nDNS2=8.8.8.8\nMTU=9000\n")
+    configure_network(g, (static_nic(A),), (Ifcfg(d),))
+    assert g.read_text(f"{d}/ifcfg-ens192") == (
+        f"DEVICE=ens192\nHWADDR={A}\nMTU=9000\n# Written by pyv2v (--mac MAC:ip:…)\n"
+        "BOOTPROTO=none\nONBOOT=yes\nIPADDR=10.9.0.5\nPREFIX=16\nGATEWAY=10.9.0.1\n"
+        "DNS1=10.9.0.53\n")
+
+
+def test_static_by_mac_through_networkd_when_the_name_is_unknown(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    g = FakeGuest(tmp_path)
+    g.write("/etc/network/interfaces", "auto lo\niface lo inet loopback\n")
+    g.symlink("/lib/systemd/system/systemd-networkd.service",
+              "/etc/systemd/system/multi-user.target.wants/systemd-networkd.service")
+    configure_network(g, (static_nic(A), static_nic(B)), (Ifupdown(),))
+    text = g.read_text("/etc/systemd/network/05-pyv2v-52540000000a.network")
+    assert f"MACAddress={A}" in text and "Address=10.9.0.5/16" in text and "DNS=10.9.0.53" in text
+    assert "Static address 10.9.0.5/16 on the NIC" in capsys.readouterr().out
+    g2 = FakeGuest(tmp_path / "no-networkd")
+    g2.write("/etc/network/interfaces", "auto lo\niface lo inet loopback\n")
+    configure_network(g2, (static_nic(A),), (Ifupdown(),))
+    assert "its interface name in the guest is unknown): not configured" in \
+        capsys.readouterr().err

@@ -84,6 +84,16 @@ class Inspect:
 
 
 @dataclass(frozen=True)
+class StaticIp:
+    """`--mac MAC:ip:ADDR,GW,LEN,DNS…`: a static configuration the converter writes."""
+
+    address: str
+    prefix: int
+    gateway: str | None = None
+    dns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class TargetNicPlan:
     """A NIC the target will have; the converter pins guest names to these MACs."""
 
@@ -91,6 +101,7 @@ class TargetNicPlan:
     source_dev: str | None     # name the NIC had on the source ("eth0") if known
     network: str
     vnet_type: str = "network"
+    static: StaticIp | None = None   # --mac MAC:ip:… for this NIC
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,9 @@ from __future__ import annotations
 import posixpath
 import re
 
+from ...types import StaticIp
 from ..guest import Guest
-from .netconfig import Iface, NetConfig, Pin, config_files, is_glob, mac_for, norm_mac
+from .netconfig import STATIC_MARK, Iface, NetConfig, Pin, config_files, is_glob, mac_for, norm_mac
 
 _KV_RE = re.compile(r"""^(\s*)([A-Z_][A-Z0-9_]*)=(["']?)(.*?)\3\s*$""")
 
@@ -64,3 +65,27 @@ class Ifcfg(NetConfig):
             if guest.edit_text(path, edit):
                 changed.append(path)
         return changed
+
+    def available(self, guest: Guest) -> bool:
+        return guest.is_dir(self.directory)
+
+    def write_static(self, guest: Guest, name: str | None, mac: str, ip: StaticIp
+                     ) -> list[str] | None:
+        """ifcfg-NAME gets BOOTPROTO=none and the address keys (its other keys kept)."""
+        if name is None or ":" in ip.address:
+            return None                   # IPv6 keys differ (IPV6ADDR…): not written here
+        path = f"{self.directory}/ifcfg-{name}"
+        want = {"BOOTPROTO": "none", "ONBOOT": "yes", "IPADDR": ip.address,
+                "PREFIX": str(ip.prefix)}
+        if ip.gateway:
+            want["GATEWAY"] = ip.gateway
+        want.update({f"DNS{i}": d for i, d in enumerate(ip.dns, 1)})
+        old = guest.read_lines(path) if guest.is_file(path) else [f"DEVICE={name}",
+                                                                   f"HWADDR={mac}"]
+        drop = {"NETMASK", "DHCP_HOSTNAME", *want}
+        keep = [ln for ln in old
+                if not ((m := _KV_RE.match(ln)) and m.group(2) in drop)
+                and not re.match(r"^\s*DNS\d+=", ln)]
+        guest.write(path, "\n".join([*keep, f"# {STATIC_MARK}"]
+                                    + [f"{k}={v}" for k, v in want.items()]) + "\n")
+        return [path]

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from .... import log
+from ...types import StaticIp
 from ..guest import Guest
 
 PHYSICAL_NAME_RE = re.compile(r"^(eth\d+|en[a-z0-9_]+|em\d+|p\d+p\d+[a-z0-9_]*)$")
@@ -83,6 +84,19 @@ class NetConfig(ABC):
     def retarget(self, guest: Guest, pins: list[Pin], sole_mac: str | None) -> list[str]:
         """Re-bind MAC matches to the target MACs; returns the files changed."""
 
+    def write_static(self, guest: Guest, name: str | None, mac: str, ip: StaticIp
+                     ) -> list[str] | None:
+        """Configure `ip` on the NIC (`name` if known, `mac`) in this style: the files written,
+        or None if this style cannot (or needs the name and it is unknown)."""
+        return None
+
+    def available(self, guest: Guest) -> bool:
+        """Whether the guest runs this style's software (a configuration written would apply)."""
+        return False
+
+
+STATIC_MARK = "Written by pyv2v (--mac MAC:ip:…)"
+
 
 def config_files(guest: Guest, directory: str, prefix: str = "", suffix: str = "") -> list[str]:
     if not guest.is_dir(directory):
@@ -110,6 +124,29 @@ class Ifupdown(NetConfig):
 
     def retarget(self, guest: Guest, pins: list[Pin], sole_mac: str | None) -> list[str]:
         return []
+
+    def available(self, guest: Guest) -> bool:
+        return guest.is_file("/etc/network/interfaces")
+
+    def write_static(self, guest: Guest, name: str | None, mac: str, ip: StaticIp
+                     ) -> list[str] | None:
+        path = "/etc/network/interfaces"
+        if name is None:
+            return None
+        fam = "inet6" if ":" in ip.address else "inet"
+        old = guest.read_lines(path) if guest.is_file(path) else []
+        out, skipping = [], False
+        for line in old:     # the NIC's old stanza of this family is commented out, not deleted
+            w = line.split()
+            if w and not line[0].isspace():
+                skipping = w[:3] == ["iface", name, fam]
+            out.append(f"# pyv2v: {line}" if skipping and w else line)
+        out += ["", f"# {STATIC_MARK}", f"auto {name}", f"iface {name} {fam} static",
+                f"    address {ip.address}/{ip.prefix}"]
+        out += [f"    gateway {ip.gateway}"] if ip.gateway else []
+        out += [f"    dns-nameservers {' '.join(ip.dns)}"] if ip.dns else []
+        guest.write(path, "\n".join(out) + "\n")
+        return [path]
 
 
 class UdevPersistentNet(NetConfig):

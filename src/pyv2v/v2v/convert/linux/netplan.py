@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from ...types import StaticIp
 from ..guest import Guest
 from .netconfig import Iface, NetConfig, Pin, config_files, is_glob, mac_for, norm_mac
 
@@ -131,3 +132,16 @@ class Netplan(NetConfig):
             if guest.edit_text(path, edit):
                 changed.append(path)
         return changed
+
+    def available(self, guest: Guest) -> bool:
+        return bool(self._paths(guest))
+
+    def write_static(self, guest: Guest, name: str | None, mac: str, ip: StaticIp
+                     ) -> list[str] | None:
+        """Through the renderer netplan generates for: NetworkManager keyfile or networkd."""
+        from .networkd import Networkd
+        from .nmkeyfile import NMKeyfile
+
+        nm = any(re.search(r"^\s*renderer:\s*NetworkManager", guest.read_text(p), re.M)
+                 for p in self._paths(guest))
+        return (NMKeyfile() if nm else Networkd()).write_static(guest, name, mac, ip)

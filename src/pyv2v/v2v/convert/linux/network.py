@@ -5,7 +5,9 @@ Interface names are pinned to the target MACs, so the NIC the guest configured a
 pinned name where udev reads them, else a line in udev's 70-persistent-net.rules.  The names are
 the ones the guest's own configuration uses (the family's styles plus the styles every systemd
 guest may use, COMMON_CONFIGS), matched to the target NICs by nicmatch.py.  Then every
-configuration is re-bound from old MACs to the target MACs.
+configuration is re-bound from old MACs to the target MACs, and a NIC given a static address
+(``--mac MAC:ip:…``) gets it in the guest's own style: the first style the guest configures
+interfaces with, else the first whose software it runs, in the family's order.
 """
 
 from __future__ import annotations
@@ -66,4 +68,26 @@ def configure_network(guest: Guest, nics: tuple[TargetNicPlan, ...],
     sole_mac = nics[0].mac.lower() if len(nics) == 1 else None
     for c in all_configs:
         log_changes(type(c).__name__, c.retarget(guest, pins, sole_mac))
+    write_static(guest, nics, pins, all_configs)
     return pins
+
+
+def write_static(guest: Guest, nics: tuple[TargetNicPlan, ...], pins: list[Pin],
+                 configs: tuple[NetConfig, ...]) -> None:
+    used = [c for c in configs if c.interfaces(guest)]
+    styles = used + [c for c in configs if c not in used and c.available(guest)]
+    for n in nics:
+        if n.static is None:
+            continue
+        mac, ip = n.mac.lower(), n.static
+        name = next((p.name for p in pins if p.mac == mac), None)
+        what = f"{ip.address}/{ip.prefix} on the NIC {mac}" + (f" ({name})" if name else "")
+        for c in styles:
+            files = c.write_static(guest, name, mac, ip)
+            if files:
+                log.message(f"Static address {what}: {c.style}, {', '.join(files)}")
+                break
+        else:
+            log.warning(f"--mac {mac}:ip:…: no network configuration style of this guest could "
+                        f"take {what}" + ("" if name else " (its interface name in the guest is "
+                                          "unknown)") + ": not configured")

@@ -13,11 +13,22 @@ from __future__ import annotations
 
 import re
 
+from ...types import StaticIp
 from ..guest import Guest
-from .netconfig import Iface, NetConfig, Pin, config_files, is_glob, mac_for, norm_mac
+from .netconfig import (
+    STATIC_MARK,
+    Iface,
+    NetConfig,
+    Pin,
+    config_files,
+    is_glob,
+    mac_for,
+    norm_mac,
+)
 
 DIR = "/etc/systemd/network"
 OWN_PREFIX = "10-pyv2v-"
+ENABLED = "/etc/systemd/system/multi-user.target.wants/systemd-networkd.service"
 MAC_KEYS = ("MACAddress", "PermanentMACAddress")
 _MAC_TOKEN = re.compile(r"(?i)\b([0-9a-f]{2}(?:[:-][0-9a-f]{2}){5})\b")
 
@@ -104,3 +115,18 @@ class Networkd(NetConfig):
             if guest.edit_text(path, edit):
                 changed.append(path)
         return changed
+
+    def available(self, guest: Guest) -> bool:
+        return guest.exists(ENABLED)
+
+    def write_static(self, guest: Guest, name: str | None, mac: str, ip: StaticIp
+                     ) -> list[str] | None:
+        """A 05- file: networkd applies the first matching .network file, so it wins."""
+        path = f"{DIR}/05-pyv2v-{mac.replace(':', '')}.network"
+        text = (f"# {STATIC_MARK}\n[Match]\nMACAddress={mac}\n\n[Network]\n"
+                f"Address={ip.address}/{ip.prefix}\n"
+                + (f"Gateway={ip.gateway}\n" if ip.gateway else "")
+                + "".join(f"DNS={d}\n" for d in ip.dns))
+        guest.mkdir_p(DIR)
+        guest.write(path, text)
+        return [path]

@@ -8,8 +8,11 @@
 
 from __future__ import annotations
 
+import uuid
+
+from ...types import StaticIp
 from ..guest import Guest
-from .netconfig import Iface, NetConfig, Pin, config_files, mac_for, norm_mac
+from .netconfig import STATIC_MARK, Iface, NetConfig, Pin, config_files, mac_for, norm_mac
 
 ETHERNET = ("ethernet", "802-3-ethernet")
 
@@ -67,3 +70,26 @@ class NMKeyfile(NetConfig):
             if guest.edit_text(path, edit):
                 changed.append(path)
         return changed
+
+    def available(self, guest: Guest) -> bool:
+        return guest.is_dir("/etc/NetworkManager")
+
+    def write_static(self, guest: Guest, name: str | None, mac: str, ip: StaticIp
+                     ) -> list[str] | None:
+        """A connection bound to the MAC that outranks the others (autoconnect-priority)."""
+        cid = f"pyv2v-{name or mac.replace(':', '')}"
+        fam, other = ("ipv6", "ipv4") if ":" in ip.address else ("ipv4", "ipv6")
+        text = (f"# {STATIC_MARK}\n[connection]\nid={cid}\n"
+                f"uuid={uuid.uuid5(uuid.NAMESPACE_OID, 'pyv2v ' + mac)}\ntype=ethernet\n"
+                + (f"interface-name={name}\n" if name else "")
+                + "autoconnect-priority=100\n\n"
+                f"[ethernet]\nmac-address={mac.upper()}\n\n[{fam}]\nmethod=manual\n"
+                f"address1={ip.address}/{ip.prefix}"
+                + (f",{ip.gateway}" if ip.gateway else "") + "\n"
+                + (f"dns={';'.join(ip.dns)};\n" if ip.dns else "")
+                + f"\n[{other}]\nmethod={'disabled' if other == 'ipv6' else 'auto'}\n")
+        path = f"{self.DIR}/{cid}.nmconnection"
+        guest.mkdir_p(self.DIR)
+        guest.write(path, text)
+        guest.chmod(0o600, path)       # NetworkManager ignores keyfiles others can read
+        return [path]
