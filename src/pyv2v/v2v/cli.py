@@ -105,7 +105,8 @@ def build_parser() -> Parser:
     a("-oo", dest="output_options", action="append", default=[], metavar="OPTION[=VALUE]")
     a("-b", "--bridge", action="append", default=[], metavar="IN:OUT")
     a("-n", "--network", action="append", default=[], metavar="IN:OUT")
-    a("--mac", action="append", default=[], metavar="MAC:network|bridge:OUT")
+    a("--mac", action="append", default=[], metavar="MAC:network|bridge:OUT",
+      help="map one NIC by its MAC; MAC:ip:ADDR[,GW[,LEN[,DNS,…]]] gives it a static address")
     a("--root", default="ask", help="ask | single | first | /dev/… (multi-boot sources)")
     a("--block-driver", choices=["virtio-blk", "virtio-scsi"], default="virtio-blk")
     a("--bandwidth", metavar="BPS", help="limit the input rate, bits/s (10M = 10 Mibit/s)")
