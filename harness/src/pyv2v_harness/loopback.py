@@ -92,7 +92,36 @@ def start(*, path: list[str] | None = None, env: dict[str, str] | None = None,
     (home / ".bash_profile").write_text(f"PATH={search}\nexport PATH\n")
     setenv = {"PATH": search, "LC_ALL": "C", "PYV2V_LOOPBACK": str(d), "HOME": str(home),
               **(env or {})}
-    port = free_port()
+    for _ in range(5):  # a port found free may be taken before sshd binds it: try another
+        port = free_port()
+        child, log = _spawn_sshd(d, port, setenv, sshd_config)
+        try:
+            _wait_listening(child, log, port)
+        except V2VError:
+            child.terminate()
+            if "Address already in use" in log.read_text(errors="replace"):
+                continue
+            raise
+        return Server("127.0.0.1", port, d, user_key, host_key, child, log)
+    raise V2VError("the loopback sshd found no free port")
+
+
+def _wait_listening(child: process.Child, log: Path, port: int, timeout: float = 15) -> None:
+    """Until *our* sshd listens (its log says so): a banner on the port alone could come from
+    another server that took the port (a concurrent test)."""
+    want = f"Server listening on 127.0.0.1 port {port}."
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and child.poll() is None:
+        if want in log.read_text(errors="replace"):
+            wait_banner(port, max(deadline - time.monotonic(), 1))
+            return
+        time.sleep(0.05)
+    raise V2VError(f"the loopback sshd on port {port} did not start: "
+                   f"{log.read_text(errors='replace').strip()[-300:]}")
+
+
+def _spawn_sshd(d: Path, port: int, setenv: dict[str, str], sshd_config: str
+                ) -> tuple[process.Child, Path]:
     (d / "sshd_config").write_text(f"""ListenAddress 127.0.0.1
 Port {port}
 HostKey {d}/host_key
@@ -115,12 +144,7 @@ SetEnv {' '.join(f'{k}={v}' for k, v in setenv.items())}
     with open(log, "w") as f:
         child = process.spawn(["/usr/sbin/sshd", "-D", "-e", "-f", str(d / "sshd_config")],
                               stdout=f.fileno(), stderr=process.STDOUT)
-    try:
-        wait_banner(port)
-    except V2VError:
-        child.terminate()
-        raise
-    return Server("127.0.0.1", port, d, user_key, host_key, child, log)
+    return child, log
 
 
 def start_conversion_server(bindir: Path) -> Server:
