@@ -19,8 +19,10 @@ features (a pyv2v-like server); `sshd_config=` lines are appended to the sshd's 
 from __future__ import annotations
 
 import os
+import random
 import secrets
 import shutil
+import socket
 import string
 import subprocess
 import tempfile
@@ -176,7 +178,21 @@ def p2v_children() -> list[process.Child]:
 
 
 def ssh_free_port() -> int:
-    return loopback.free_port()
+    """A loopback port where nothing listens and nothing will: below the kernel's ephemeral
+    range, so no bind(0)/connect — another test's sshd or nbdkit on the other xdist worker —
+    takes it meanwhile (a port from `loopback.free_port()` could be)."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        low = int(f.read().split()[0])
+    rng = random.Random()
+    for _ in range(100):
+        port = rng.randrange(max(1024, low - 10000), low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise AssertionError("no unused port below the ephemeral range")
 
 
 @pytest.fixture(scope="session")
