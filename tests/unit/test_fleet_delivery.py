@@ -11,8 +11,13 @@ import os
 import time
 from pathlib import Path
 
+import pytest
 from proc_helpers import tagged
 from redis_fixtures import Fleet, fleet  # noqa: F401 - the fixture
+
+# Heartbeats against a 4 s visibility timeout: not while the other xdist worker loads the CPUs
+# (one group, so the tests run back to back and wait for the machine once).
+pytestmark = [pytest.mark.exclusive, pytest.mark.xdist_group("fleet-delivery")]
 
 HERE = Path(__file__).resolve().parent.parent
 FAKE = {"PYV2V_FLEET_PIPELINE": "fleet_fake:run", "PYTHONPATH": str(HERE)}
