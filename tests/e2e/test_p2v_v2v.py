@@ -68,7 +68,8 @@ def p2v_run(debian12_netnames: Path, tmp_path_factory: pytest.TempPathFactory
 
 def test_p2v_conversion_succeeds_with_live_stage_lines(p2v_run: P2VRun) -> None:
     assert p2v_run.rc == 0, p2v_run.stderr[-2000:]
-    for stage in ("Pulling source disk 1/1 from nbd://localhost:", "Inspecting the source",
+    for stage in ("Pulling source disk 1/1 from nbd+unix:///?socket=/tmp/virt-p2v-",
+                  "Inspecting the source",
                   "Converting Debian", "Copying disk 1/1", "Finishing off"):
         assert stage in p2v_run.stdout, stage
     assert "\x1b[" not in p2v_run.stdout  # no colours when not on a terminal
@@ -85,6 +86,8 @@ def test_remote_work_dir_has_every_protocol_file(p2v_run: P2VRun) -> None:
     assert r["status"].strip() == "0" and r["name"].strip() == "p2vtest"
     assert "pyv2v" in r["v2v-version"] and p2v_run.wrapper_mode == 0o755
     assert "<domain" in r["physical.xml"] and 'protocol="nbd"' in r["physical.xml"]
+    # our v2v says nbd-unix-socket: the disk came through a private socket, not a TCP port
+    assert 'transport="unix"' in r["physical.xml"] and ' port="' not in r["physical.xml"]
     assert "Copying disk 1/1" in r["virt-v2v-conversion-log.txt"]
 
 
