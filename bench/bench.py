@@ -4,7 +4,9 @@
    peak RSS of the whole process tree (from wait4's rusage; the appliance's qemu included).
 2. Copy throughput: our copy step (qemu-img convert from a qcow2 overlay) vs `nbdcopy` and plain
    `qemu-img convert` on the same image.
-3. If bench/p2v_bench.py exists (p2v → v2v over a loopback sshd vs stock virt-p2v → virt-v2v),
+3. bench/vmware_bench.py: `-i ova` and `-i vmx` vs `virt-v2v` on VMware exports generated from
+   the same fixture (wall time, bytes written).
+4. If bench/p2v_bench.py exists (p2v → v2v over a loopback sshd vs stock virt-p2v → virt-v2v),
    it is run too.
 Speed is measured here, never asserted in tests.
 """
@@ -111,6 +113,9 @@ def main() -> int:
     p2v = HERE / "p2v_bench.py"
     if p2v.exists():
         rc = subprocess.call([sys.executable, str(p2v)])
+    vmware = HERE / "vmware_bench.py"   # -i ova / -i vmx vs virt-v2v on VMware exports
+    if vmware.exists():
+        rc = subprocess.call([sys.executable, str(vmware)]) or rc
     fleet = HERE / "fleet_bench.py"   # jobs/hour with one and two fleet workers
     if fleet.exists():
         rc = subprocess.call([sys.executable, str(fleet)]) or rc
