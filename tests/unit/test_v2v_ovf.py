@@ -330,3 +330,33 @@ def test_no_ovf(tmp_path: Path) -> None:
     (d / "g.ovf").unlink()
     with pytest.raises(V2VError, match=r"no \.ovf"):
         OvaInput().source(InputOptions(args=(str(d),)))
+
+
+@settings(max_examples=int(os.environ.get("PYV2V_FUZZ_EXAMPLES", "300")) // 3, deadline=None,
+          database=None, suppress_health_check=[HealthCheck.too_slow,
+                                                HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_any_archive_bytes_is_an_ova_or_one_line_error(tmp_path: Path, data: st.DataObject
+                                                       ) -> None:
+    """A real small OVA cut, overwritten at a random place, or random bytes: the input
+    answers with a Source or a one-line V2VError."""
+    base = tmp_path / "base.ova"
+    if not base.exists():  # tmp_path is shared by the examples: build the OVA once
+        _tar(_dir_ova(tmp_path), base)
+    raw = base.read_bytes()
+    mode = data.draw(st.sampled_from(["cut", "poke", "random"]))
+    if mode == "cut":
+        blob = raw[:data.draw(st.integers(0, len(raw)))]
+    elif mode == "poke":
+        i = data.draw(st.integers(0, len(raw) - 1))
+        blob = raw[:i] + data.draw(st.binary(min_size=1, max_size=64)) + raw[i + 64:]
+    else:
+        blob = data.draw(st.binary(max_size=4096))
+    p = tmp_path / "case.ova"
+    p.write_bytes(blob)
+    try:
+        src = OvaInput().source(InputOptions(args=(str(p),)))
+    except V2VError as e:
+        assert str(e) and "\n" not in str(e)
+    else:
+        assert src.disks

@@ -189,3 +189,25 @@ def test_cli_refusals_one_line(tmp_path: Path) -> None:
                           "-it ssh")
     res = run_v2v("-i", "vmx", vmx, "--print-source")
     assert res.returncode == 0 and "scsi0:0" in res.stdout, res.stderr
+
+
+@pytest.mark.parametrize("uri,needle", [
+    ("http://h/x.vmx", r"not a vmx\+ssh://"), ("vmx+ssh:///x.vmx", "no host"),
+    ("vmx+ssh://h", "no VMX path"), ("vmx+ssh://u:pw@h/x.vmx", "passwords in the URI"),
+    ("vmx+ssh://h:99999/x.vmx", "bad port"),
+])
+def test_ssh_uri_refusals(uri: str, needle: str, tmp_path: Path) -> None:
+    from pyv2v.v2v.inputs.vmx_ssh import parse_uri
+
+    with pytest.raises(V2VError, match=needle):
+        parse_uri(uri, str(tmp_path / "key"))
+
+
+def test_ssh_uri(tmp_path: Path) -> None:
+    from pyv2v.v2v.inputs.vmx_ssh import parse_uri
+
+    t, path = parse_uri("vmx+ssh://admin@esx.example:2222/vmfs/volumes/ds%201/g/g.vmx", "/k")
+    assert (t.host, t.port, t.user, t.identity, path) == (
+        "esx.example", 2222, "admin", "/k", "/vmfs/volumes/ds 1/g/g.vmx")
+    t, _ = parse_uri("ssh://esx/g.vmx", "/k")
+    assert (t.user, t.port) == ("root", 22)
