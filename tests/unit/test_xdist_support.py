@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -88,6 +89,11 @@ def test_pgrep_leaves_out_other_workers_processes(tmp_path: Path) -> None:
     theirs = subprocess.Popen(argv, env={**env, WORKER_VAR: "gw9-1"})
     untagged = subprocess.Popen(argv, env={k: v for k, v in env.items() if k != WORKER_VAR})
     try:
+        deadline = time.monotonic() + 30  # right after exec, /proc/PID/cmdline may be empty
+        while not all(marker in Path(f"/proc/{p.pid}/cmdline").read_text()
+                      for p in (mine, theirs, untagged)):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
         found = sorted(int(line.split()[0]) for line in pgrep(marker))
         assert found == sorted([mine.pid, untagged.pid]), found
     finally:
