@@ -169,8 +169,9 @@ def converted_uefi(debian12_uefi: Path, tmp_path_factory: pytest.TempPathFactory
         out = work / "v2v-uefi"
         out.mkdir()
         sha = sha256(debian12_uefi)
-        c = convert(source, out, "-i", "disk", str(source), "-on", "deb12uefi",
-                    "-o", "local", "-of", "qcow2", "-os", str(out))
+        # The overlay's backing file is the cached fixture, outside its directory on purpose.
+        c = convert(source, out, "-i", "disk", str(source), "--allow-external-files",
+                    "-on", "deb12uefi", "-o", "local", "-of", "qcow2", "-os", str(out))
         c.fixture_sha = (sha, sha256(debian12_uefi))  # type: ignore[attr-defined]
         return c
 
