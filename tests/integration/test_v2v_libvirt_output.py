@@ -4,13 +4,14 @@ The conversion of debian12-physical runs with no -o at all (libvirt is the defau
 "default"), then the defined domain is started through libvirt and must reach a login prompt
 with its network up.  Bad input (missing pool, a taken name, no daemon, a read-only or full pool
 directory) is refused at setup with one line, before any conversion work; a run that fails later
-(a blank disk: no OS found) deletes the volumes it created.  Each test checks that nothing is
-left defined or allocated.
+(a blank disk: no OS found) deletes the volumes it created.
+Each test checks that nothing is left defined or allocated.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
-from v2v_helpers import assert_one_line_error, run_v2v
+from v2v_helpers import V2V, assert_one_line_error, run_v2v
 
 from pyv2v import accel
 from pyv2v_harness import libvirtd
@@ -152,6 +153,27 @@ def test_failure_after_setup_deletes_the_volumes(daemon: libvirtd.Libvirtd, blan
     assert_nothing_left(daemon)
 
 
+@pytest.mark.slow
+def test_cancel_mid_conversion_leaves_nothing(daemon: libvirtd.Libvirtd,
+                                              debian12_physical: Path) -> None:
+    """SIGTERM while converting: exit 143, the volume made at setup deleted, nothing defined."""
+    proc = subprocess.Popen([V2V, "-i", "disk", str(debian12_physical), "-on", "cancelled",
+                             "-oc", daemon.uri], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    seen = ""
+    for line in proc.stdout:
+        seen += line
+        if "Converting" in line:
+            assert pool_volumes(daemon) == ["cancelled-sda"]  # allocated from setup on
+            proc.send_signal(signal.SIGTERM)
+            break
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, seen + out + err
+    assert "Traceback" not in err
+    assert_nothing_left(daemon)
+
+
 @dataclass
 class LibvirtConversion:
     rc: int
@@ -213,3 +235,4 @@ def test_domain_boots_through_libvirt_with_network(daemon: libvirtd.Libvirtd,
     res = daemon.boot("deb12lv", tmp_path / "console.log", timeout=300)
     assert res.outcome == "login", f"{res}"
     assert res.net_up, f"markers: {res.markers}; see {res.console_log}"
+
