@@ -93,18 +93,17 @@ def test_missing_disk_image(tmp_path: Path) -> None:
 
 
 def test_dump_round_trips_and_hides_the_password(tmp_path: Path) -> None:
-    cfg = config.Config(server="conv", password="s3cret", guestname="my host", memory=4 << 30,
-                        disks=["sda", "sdb"], sudo=True)
+    settings = dict(server="conv", guestname="my-host", memory=4 << 30, cores=2,
+                    output_storage="/srv/my vms", disks=["sda", "sdb"], sudo=True)
+    cfg = config.Config(password="s3cret", **settings)  # type: ignore[arg-type]
     text = config.dump(cfg)
     assert "s3cret" not in text and "p2v.auth.password=<hidden>" in text
-    assert 'p2v.guestname="my host"' in text and "p2v.memory=4G" in text
+    assert 'p2v.output.storage="/srv/my vms"' in text and "p2v.memory=4G" in text
     f = tmp_path / "dump.conf"
     f.write_text(text.replace("p2v.auth.password=<hidden>\n", ""))
     again = config.Config()
     config.apply_cmdline(again, config.read_config_file(str(f)))
-    assert config.dump(again) == config.dump(
-        config.Config(server="conv", guestname="my host", memory=4 << 30,
-                      disks=["sda", "sdb"], sudo=True))
+    assert config.dump(again) == config.dump(config.Config(**settings))  # type: ignore[arg-type]
 
 
 def test_hook_commands_are_argv() -> None:

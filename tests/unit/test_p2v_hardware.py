@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pyv2v.p2v import hardware
+from pyv2v.p2v import config, hardware
 from pyv2v.p2v.config import Config
 
 LSCPU = """Architecture:                    x86_64
@@ -125,11 +125,13 @@ def test_conversion_writes_the_firmware(tmp_path: Path, monkeypatch: pytest.Monk
 
     monkeypatch.setattr(wrapper, "write_local_files", stop)
     monkeypatch.setattr(conversion, "open_data_conn", lambda *a, **kw: FakeConn())
+    monkeypatch.setattr(config, "check_disk", lambda disk: 1 << 30)  # no /dev/sda here
     for firmware, attr in (("uefi", b'firmware="efi"'), ("bios", b'firmware="bios"')):
         hw = hardware.discover(str(fake_machine(tmp_path / firmware)), "")
         hw.firmware = firmware
         cfg = Config(server="conv", identity=f"file://{key(tmp_path)}", disks=["sda"],
-                     skip_test_connection=True, known_hosts=str(tmp_path / "kh"))
+                     skip_test_connection=True, known_hosts=str(tmp_path / "kh"),
+                     guestname="g", cores=1, memory=1 << 30)
         conv = conversion.Conversion(cfg, hw=hw)
         monkeypatch.setattr(conv.session(), "check_host_key", lambda: None)
         with pytest.raises(RuntimeError, match="stop here"):

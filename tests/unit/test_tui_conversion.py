@@ -53,7 +53,7 @@ def test_invalid_values_flagged_inline_before_starting(tmp_path: Path) -> None:
         assert s.query_one("#net-0-error").has_class("-shown")
         assert not s.query_one("#net-1-error").has_class("-shown")
         text = await text_of(pilot)
-        assert "^ select at least one disk" in text and "^ must be at least 1" in text
+        assert "^ select at least one disk" in text and "^ must be between 1 and 4096" in text
         assert engine.conversions == [] and type(app.screen).__name__ == "ConversionScreen"
         # A NIC that is not converted needs no valid network name.
         s.query_one("#nic-0", Check).value = False

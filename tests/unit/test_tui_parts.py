@@ -23,7 +23,7 @@ def test_parse_text_uses_the_config_table_rules() -> None:
     assert parse_text("output_misc", "a=1, b=2") == ["a=1", "b=2"]
     assert parse_text("output_connection", "") is None
     assert parse_text("hostkey", "SHA256:" + "x" * 43) == "SHA256:" + "x" * 43
-    for attr, text, msg in (("memory", "", "required"), ("memory", "1k", "at least 1M"),
+    for attr, text, msg in (("memory", "", "required"), ("memory", "1k", "between 256M and 64T"),
                             ("port", "0", "between"), ("cores", "two", "expected a number"),
                             ("server", "a b", "no spaces"), ("guestname", "a/b", "letters"),
                             ("output_misc", "=x", "key=value"), ("identity", "x", "URL")):

@@ -109,9 +109,8 @@ def assemble(ns: argparse.Namespace, cmdline: Cmdline, hw: hardware.Hardware | N
         config.apply_hardware(cfg, hw)
     if ns.disk_images:
         cfg.disks = []
-        for path in ns.disk_images:
-            if not os.path.exists(path):
-                raise V2VError(f"--disk {path}: no such file or device")
+        for path in ns.disk_images:  # stat first: a FIFO or an empty file fails at once
+            hardware.check_disk(os.path.abspath(path))
             cfg.disks.append(os.path.abspath(path))
     if ns.config:
         unknown = config.apply_cmdline(cfg, config.read_config_file(ns.config))
@@ -211,9 +210,12 @@ def _main(ns: argparse.Namespace) -> int:
     if cfg.dump_config_and_exit:
         sys.stdout.write(config.dump(cfg))
         return 0
+    interactive_ui = bool(ns.tui or not cfg.server)
+    if not interactive_ui:  # kernel mode: a bad setting fails before any hook or connection
+        config.validate(cfg)
     engine = RealEngine()
     try:
-        if ns.tui or not cfg.server:
+        if interactive_ui:
             return interactive(cfg, hw, engine, iso=ns.iso, ascii=ns.ascii)
         return kernel_mode(cfg, hw, engine)
     finally:

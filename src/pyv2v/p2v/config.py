@@ -5,7 +5,9 @@ in its dataclass metadata; everything else is generated from that table: parsing
 command line (PROTOCOL.md §6: canonical beats alias, first occurrence wins, quoted values,
 booleans empty/1/true/t/yes/y/on), argparse flags, `key=value` config files, and `dump()`.
 Precedence, lowest first: built-in defaults < hardware defaults < config file < kernel command
-line (`--cmdline` or /proc/cmdline) < CLI flags.  The password is never printed.
+line (`--cmdline` or /proc/cmdline) < CLI flags.  The password is never printed.  A Spec also
+holds the field's range or rule (values.py parses and checks every value the same way);
+`validate(cfg)` checks an assembled configuration (and its disks) before any connection.
 """
 
 from __future__ import annotations
@@ -19,27 +21,21 @@ from typing import Any
 
 from .. import ssh
 from ..errors import V2VError
-from .hardware import Hardware, round_up_pow2
+from ..names import guest_name_problem
+from .hardware import Hardware, check_disk, round_up_pow2
 from .kernel_cmdline import Cmdline
-
-TRUE = {"", "1", "true", "t", "yes", "y", "on"}
-FALSE = {"0", "false", "f", "no", "n", "off"}
-SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
-# No setting may hold C0 controls or DEL (they would reach physical.xml, argv and logs), lone
-# surrogates or the XML non-characters U+FFFE/U+FFFF (found by tests/unit/test_fuzz_parsers.py).
-BAD_TEXT = re.compile("[\x00-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
-
-
-@dataclass(frozen=True)
-class Spec:
-    key: str
-    alias: str | None = None
-    kind: str = "str"  # str | int | bool | list | size | enum
-    flag: str | None = None
-    metavar: str | None = None
-    help: str = ""
-    choices: tuple[str, ...] = ()
-    secret: bool = False
+from .values import (  # noqa: F401 - config.parse_value, config.field_problem… stay the API
+    MAX_MEMORY,
+    MAX_VCPUS,
+    MIN_MEMORY,
+    Spec,
+    check_field,
+    check_text,
+    field_problem,
+    format_size,
+    parse_size,
+    parse_value,
+)
 
 
 def _f(default: Any, key: str, **kw: Any) -> Any:
@@ -54,7 +50,7 @@ class Config:
     server: str | None = _f(None, "p2v.remote.server", alias="p2v.server", flag="--server",
                             metavar="HOST", help="conversion server; given ⇒ non-interactive")
     port: int = _f(22, "p2v.remote.port", alias="p2v.port", kind="int", flag="--port",
-                   help="ssh port of the conversion server")
+                   help="ssh port of the conversion server", minimum=1, maximum=65535)
     username: str = _f("root", "p2v.auth.username", alias="p2v.username", flag="--username",
                        metavar="USER", help="ssh user on the conversion server")
     password: str | None = _f(None, "p2v.auth.password", alias="p2v.password", secret=True)
@@ -68,13 +64,15 @@ class Config:
     known_hosts: str | None = _f(None, "p2v.known_hosts", flag="--known-hosts", metavar="FILE",
                                  help="our known_hosts file (default ~/.local/state/pyv2v/…)")
     guestname: str | None = _f(None, "p2v.guestname", alias="p2v.name", flag="--name",
-                               help="guest name (default: short hostname)")
+                               help="guest name (default: short hostname)",
+                               rule=guest_name_problem)
     phys_topo: bool = _f(False, "p2v.vcpu.phys_topo", kind="bool", flag="--phys-topo",
                          help="copy the physical sockets/cores/threads")
     cores: int = _f(0, "p2v.vcpu.cores", kind="int", flag="--cores", metavar="N",
-                    help="vCPUs (default: online CPUs)")
+                    help="vCPUs (default: online CPUs)", minimum=1, maximum=MAX_VCPUS)
     memory: int = _f(0, "p2v.memory", kind="size", flag="--memory", metavar="SIZE",
-                     help="guest RAM, e.g. 1024M or 4G (default: RAM rounded to a power of 2)")
+                     help="guest RAM, e.g. 1024M or 4G (default: RAM rounded to a power of 2)",
+                     minimum=MIN_MEMORY, maximum=MAX_MEMORY)
     cpu_vendor: str | None = _f(None, "p2v.cpu.vendor", flag="--cpu-vendor", metavar="VENDOR")
     cpu_model: str | None = _f(None, "p2v.cpu.model", flag="--cpu-model", metavar="MODEL")
     acpi: bool = _f(False, "p2v.cpu.acpi", kind="bool", flag="--acpi")
@@ -82,7 +80,8 @@ class Config:
     pae: bool = _f(False, "p2v.cpu.pae", kind="bool", flag="--pae")
     rtc_basis: str = _f("unknown", "p2v.rtc.basis", kind="enum", flag="--rtc-basis",
                         choices=("unknown", "utc", "localtime"))
-    rtc_offset: int = _f(0, "p2v.rtc.offset", kind="int", flag="--rtc-offset", metavar="SECS")
+    rtc_offset: int = _f(0, "p2v.rtc.offset", kind="int", flag="--rtc-offset", metavar="SECS",
+                         minimum=-12 * 3600, maximum=14 * 3600)
     disks: list[str] = _f([], "p2v.disks", kind="list", flag="--disks", metavar="sda,sdb",
                           help="disks to convert (names or absolute paths)")
     removable: list[str] = _f([], "p2v.removable", kind="list", flag="--removable",
@@ -130,13 +129,6 @@ def specs() -> list[tuple[str, Spec]]:
     return [(f.name, f.metadata["spec"]) for f in dataclasses.fields(Config)]
 
 
-def check_text(key: str, value: str) -> str:
-    """`value`, or a one-line V2VError if it holds control characters."""
-    if BAD_TEXT.search(value):
-        raise V2VError(f"invalid {key}: control characters are not allowed in settings")
-    return value
-
-
 def check_values(cfg: Config) -> None:
     """Every non-secret text setting of `cfg` (wherever it came from) passes check_text."""
     for attr, spec in specs():
@@ -146,56 +138,29 @@ def check_values(cfg: Config) -> None:
                 check_text(spec.key, str(item))
 
 
-def parse_bool(key: str, value: str) -> bool:
-    v = value.strip().lower()
-    if v in TRUE:
-        return True
-    if v in FALSE:
-        return False
-    raise V2VError(f"invalid boolean {key}={value!r} (use 1/0, true/false, yes/no, on/off)")
-
-
-def parse_size(key: str, value: str) -> int:
-    m = re.fullmatch(r"\s*(\d+)\s*([kKmMgGtTpP]?)(?:i?[bB])?\s*", value)
-    if not m:
-        raise V2VError(f"cannot parse {key}={value!r} (expected e.g. 1024M or 4G)")
-    return int(m.group(1)) * SIZE_UNITS[m.group(2).upper()]
-
-
-def format_size(n: int) -> str:
-    for unit in ("P", "T", "G", "M", "K"):
-        if n and n % SIZE_UNITS[unit] == 0:
-            return f"{n // SIZE_UNITS[unit]}{unit}"
-    return str(n)
-
-
-def parse_value(spec: Spec, value: str) -> Any:
-    if not spec.secret:
-        check_text(spec.key, value)
-    if spec.kind == "int":
-        try:
-            return int(value.strip())
-        except ValueError:
-            raise V2VError(f"cannot parse {spec.key}={value!r} (expected a number)") from None
-    if spec.kind == "bool":
-        return parse_bool(spec.key, value)
-    if spec.kind == "size":
-        return parse_size(spec.key, value)
-    if spec.kind == "list":
-        return [v.strip() for v in value.split(",") if v.strip()]
-    if spec.kind == "enum" and value not in spec.choices:
-        raise V2VError(f"invalid value {spec.key}={value!r} (expected one of "
-                       f"{', '.join(spec.choices)})")
-    return value
+def validate(cfg: Config) -> None:
+    """Every field of the assembled `cfg` within its range and rule, and every disk usable
+    (hardware.check_disk), before any connection: kernel mode checks it up front, and every
+    conversion run again."""
+    check_values(cfg)
+    for attr, spec in specs():
+        value = getattr(cfg, attr)
+        if attr == "guestname" and not value:
+            raise V2VError(f"invalid {spec.key}: no guest name (set {spec.flag} or "
+                           f"{spec.key}=…)")
+        check_field(spec, value)
+    for disk in cfg.disks:
+        check_disk(disk)
 
 
 def apply_hardware(cfg: Config, hw: Hardware) -> None:
     """Defaults taken from the physical machine (reference set_config_defaults)."""
     name = hw.hostname.split(".")[0]
-    if name and name not in ("localhost", "(none)"):
+    if name and name not in ("localhost", "(none)") and guest_name_problem(name) is None:
         cfg.guestname = name
-    cfg.cores = hw.online_cpus
-    cfg.memory = round_up_pow2(hw.memory) if hw.memory else 1 << 30
+    cfg.cores = min(max(1, hw.online_cpus), MAX_VCPUS)
+    cfg.memory = min(max(round_up_pow2(hw.memory), MIN_MEMORY), MAX_MEMORY) if hw.memory \
+        else 1 << 30
     cfg.cpu_vendor = hw.cpu.vendor
     cfg.cpu_model = hw.cpu.model
     cfg.acpi, cfg.apic, cfg.pae = hw.cpu.acpi, hw.cpu.apic, hw.cpu.pae

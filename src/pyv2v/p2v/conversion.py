@@ -33,7 +33,7 @@ from typing import IO
 from .. import log, process, ssh
 from ..errors import Cancelled, V2VError
 from . import physical_xml, remote, wrapper
-from .config import Config
+from .config import Config, validate
 from .events import (
     DiskProgress,
     Event,
@@ -166,6 +166,7 @@ class Conversion:
         if not cfg.disks:
             raise V2VError("no disks to convert: none were found in /sys/block and none "
                            "were given (p2v.disks=… or --disk PATH)")
+        validate(cfg)  # guest name, ranges, disks: before any connection
         s = self.session()
         if not cfg.skip_test_connection and self.server_info is None:
             self.test_connection()

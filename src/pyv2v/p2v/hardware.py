@@ -8,11 +8,15 @@ sr* are removable (CD/DVD).  NICs are em*, en*, eth*, wl* in /sys/class/net with
 CPU vendor/topology/flags come from lscpu output; ACPI from /sys/firmware/acpi; the boot
 firmware from /sys/firmware (efi/ present ⇒ uefi, else bios; none ⇒ unknown); memory from
 /proc/meminfo; the RTC basis from /sys/class/rtc/rtc0/since_epoch versus the system clock.
+`check_disk(disk)` vets a disk to convert (a /dev name or an image path) without ever blocking:
+stat first, only block devices and regular files, readable, not empty.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import time
 from dataclasses import dataclass, field
 
@@ -225,6 +229,51 @@ def discover(root: str = "/", lscpu_text: str | None = None) -> Hardware:
     hw.disks, hw.removable = find_disks(root)
     hw.interfaces, hw.macs = find_interfaces(root)
     return hw
+
+
+def device_path(disk: str) -> str:
+    """`sda` → /dev/sda; an absolute path (a --disk image) stays as it is."""
+    return disk if disk.startswith("/") else "/dev/" + disk
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"),
+                       (stat.S_ISDIR, "directory"), (stat.S_ISSOCK, "socket")):
+        if test(mode):
+            return kind
+    return "special file"
+
+
+def check_disk(disk: str) -> int:
+    """The size in bytes of `disk`, or a one-line V2VError: it must be a block device or a
+    regular file, readable and not empty.  Nothing is opened before stat() says what it is (a
+    FIFO would block the open; an NBD server would hang on it), and a block device is opened
+    O_NONBLOCK only to read its size."""
+    path = device_path(disk)
+    what = f"disk {path}" if disk == path else f"disk {disk} ({path})"
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        why = "no such file or device" if e.errno == errno.ENOENT else e.strerror
+        raise V2VError(f"cannot use {what}: {why}") from None
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+        raise V2VError(f"{what} is a {_file_kind(st.st_mode)}, not a block device or a disk "
+                       "image file")
+    if not os.access(path, os.R_OK):
+        raise V2VError(f"cannot read {what}: permission denied")
+    size = st.st_size
+    if stat.S_ISBLK(st.st_mode):
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as e:
+            raise V2VError(f"cannot open {what}: {e.strerror}") from None
+        try:
+            size = os.lseek(fd, 0, os.SEEK_END)
+        finally:
+            os.close(fd)
+    if size <= 0:
+        raise V2VError(f"{what} is empty (0 bytes): nothing to convert")
+    return size
 
 
 def round_up_pow2(n: int) -> int:

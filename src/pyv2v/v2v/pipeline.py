@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 
 from .. import log
 from ..errors import InternalError, V2VError
+from ..names import RULE, guest_name_problem
 from . import inputs, outputs
 from .appliance import Appliance
 from .convert import converter_for
@@ -86,9 +87,9 @@ def run(plan: Plan, monitor: Monitor) -> TargetMeta:
 
 
 def check_guest_name(name: str) -> None:
-    if not name or name.startswith(".") or not all(c.isalnum() or c in "-_.+" for c in name):
-        raise V2VError(f"invalid guest name {name!r}: use letters, digits and - _ . + "
-                       "(rename it with -on)")
+    """The shared rule (pyv2v.names), worded for the server."""
+    if guest_name_problem(name) is not None:
+        raise V2VError(f"invalid guest name {name!r}: {RULE} (rename it with -on)")
 
 
 def convert_guest(plan: Plan, disks: Sequence[Disk], nics: tuple[TargetNicPlan, ...],

@@ -3,15 +3,17 @@
 A `Field` shows a label, an editor chosen by the setting's kind (bool → check box, enum or
 an offered list → Select, anything else → one-line Input) and an inline error line that is shown
 only while the value is invalid.  Parsing is config.parse_value (the same rules as the kernel
-command line and the CLI flags) plus the UI-level checks in CHECKS; `Field.parse()` returns the
-value or None after flagging the error.  The UI only adds labels: kinds, choices and help come
-from the table.
+command line and the CLI flags), then the table's ranges and guest-name rule
+(config.field_problem), plus the UI-level checks in CHECKS; `Field.parse()` returns the value or
+None after flagging the error.  The UI only adds labels: kinds, choices and help come from the
+table.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from textual.app import ComposeResult
@@ -26,11 +28,6 @@ from .glyphs import Check, TextInput
 
 SPECS: dict[str, Spec] = dict(config.specs())
 FP_RE = re.compile(r"(SHA256:)?[A-Za-z0-9+/]{43}=?")
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
-
-
-def _port(v: int) -> str | None:
-    return None if 0 < v < 65536 else "must be between 1 and 65535"
 
 
 def _required(v: str | None) -> str | None:
@@ -41,12 +38,6 @@ def _hostname(v: str | None) -> str | None:
     if not v:
         return "required"
     return "no spaces allowed" if re.search(r"\s", v) else None
-
-
-def _name(v: str | None) -> str | None:
-    if not v:
-        return "required"
-    return None if NAME_RE.fullmatch(v) else "letters, digits, _ . + - only"
 
 
 def _fingerprint(v: str | None) -> str | None:
@@ -61,14 +52,6 @@ def _identity(v: str | None) -> str | None:
     return "a file:// or https:// URL or an absolute path"
 
 
-def _positive(v: int) -> str | None:
-    return None if v > 0 else "must be at least 1"
-
-
-def _memory(v: int) -> str | None:
-    return None if v >= 1 << 20 else "at least 1M (e.g. 2048M or 4G)"
-
-
 def _options(v: list[str]) -> str | None:
     bad = [item for item in v if "=" not in item or item.startswith("=")]
     return f"expected key=value, not {bad[0]!r}" if bad else None
@@ -79,8 +62,8 @@ def _format(v: str | None) -> str | None:
 
 
 CHECKS: dict[str, Callable[[Any], str | None]] = {
-    "server": _hostname, "port": _port, "username": _required, "identity": _identity,
-    "hostkey": _fingerprint, "guestname": _name, "cores": _positive, "memory": _memory,
+    "server": _hostname, "username": _required, "identity": _identity,
+    "hostkey": _fingerprint, "guestname": _required,
     "output_misc": _options, "output_format": _format, "output_type": _required,
 }
 
@@ -101,13 +84,14 @@ def parse_text(attr: str, text: str) -> Any:
     """Parse like the kernel command line does; empty optional text is None."""
     spec = SPECS[attr]
     text = text.strip()
-    if text:
-        value = config.parse_value(spec, text)
+    if text:  # the table's ranges and rules (port, cores, memory, guest name) are checked
+        # below, so that the row says just what is wrong
+        value = config.parse_value(replace(spec, minimum=None, maximum=None, rule=None), text)
     elif spec.kind in ("int", "size"):
         raise V2VError("required")
     else:
         value = [] if spec.kind == "list" else None
-    error = CHECKS.get(attr, lambda _v: None)(value)
+    error = CHECKS.get(attr, lambda _v: None)(value) or config.field_problem(spec, value)
     if error:
         raise V2VError(error)
     return value
