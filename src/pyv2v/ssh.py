@@ -5,8 +5,9 @@ Public API:
   `identity` (a private key file) selects publickey auth, else keyboard-interactive/password
   (the password reaches ssh only through an SSH_ASKPASS helper and a private channel, see
   pyv2v/p2v/askpass.py: never in argv, an environment or a log).
-- `ssh_argv(t, command, tty=False)`, `reverse_forward_argv(t, local_port)`,
-  `reverse_socket_forward_argv(t, remote_socket, local_port)`, `scp_argv(t, files, remote_dir)`:
+- `ssh_argv(t, command, tty=False)`, `reverse_forward_argv(t, local)`,
+  `reverse_socket_forward_argv(t, remote_socket, local)` (`local`: a local unix socket path or
+  a port on 127.0.0.1), `scp_argv(t, files, remote_dir)`:
   complete argv lists with the reference options
   (PROTOCOL.md §1) and our host-key options; `quote(argv)` builds a remote command string.
 - Host keys are checked against OUR known_hosts file, never accepted silently, and ssh itself
@@ -110,19 +111,32 @@ def ssh_argv(t: Target, command: str | None = None, *, tty: bool = False,
     return argv
 
 
-def reverse_forward_argv(t: Target, local_port: int, local_host: str = "127.0.0.1") -> list[str]:
-    """`ssh -R 0:HOST:PORT -N`: the server allocates a loopback port that reaches us."""
-    return ssh_argv(t, extra=["-N", "-R", f"0:{local_host}:{local_port}",
+def _forward_to(local: int | str, local_host: str) -> str:
+    """The connect side of -R: a local unix socket path, or HOST:PORT."""
+    if isinstance(local, str):
+        if not local.startswith("/"):
+            raise V2VError(f"internal: a local socket must be an absolute path, not {local!r}")
+        return local
+    return f"{local_host}:{local}"
+
+
+def reverse_forward_argv(t: Target, local: int | str,
+                         local_host: str = "127.0.0.1") -> list[str]:
+    """`ssh -R 0:LOCAL -N`: the server allocates a loopback port that reaches LOCAL here (a
+    unix socket path, ssh(1) "-R [bind_address:]port:local_socket", or HOST:PORT)."""
+    return ssh_argv(t, extra=["-N", "-R", f"0:{_forward_to(local, local_host)}",
                               "-o", "ExitOnForwardFailure=yes"])
 
 
-def reverse_socket_forward_argv(t: Target, remote_socket: str, local_port: int,
+def reverse_socket_forward_argv(t: Target, remote_socket: str, local: int | str,
                                 local_host: str = "127.0.0.1") -> list[str]:
-    """`ssh -R SOCKET:HOST:PORT -N -v`: the server listens on the unix socket `remote_socket`
+    """`ssh -R SOCKET:LOCAL -N -v`: the server listens on the unix socket `remote_socket`
     (created by sshd with StreamLocalBindMask, 0600 by default; never replaced, since sshd's
-    StreamLocalBindUnlink defaults to no) and forwards its connections to HOST:PORT here.
+    StreamLocalBindUnlink defaults to no) and forwards its connections to LOCAL here (a unix
+    socket path, ssh(1) "-R remote_socket:local_socket", or HOST:PORT).
     `-v` makes ssh say when the forward is up (see `parse_socket_forward`)."""
-    return ssh_argv(t, extra=["-N", "-v", "-R", f"{remote_socket}:{local_host}:{local_port}",
+    return ssh_argv(t, extra=["-N", "-v", "-R",
+                              f"{remote_socket}:{_forward_to(local, local_host)}",
                               "-o", "ExitOnForwardFailure=yes"])
 
 

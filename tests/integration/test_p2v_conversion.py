@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -20,6 +21,7 @@ import nbd as libnbd
 import pytest
 from p2v_fixtures import Sshd, p2v_children
 
+from pyv2v import nbd
 from pyv2v.p2v.conversion import Conversion
 from pyv2v.p2v.events import DiskProgress, Event, Finished, LogDir, RemoteLine
 from pyv2v.p2v.nbd_export import open_data_conn
@@ -52,7 +54,14 @@ def test_data_connection_read_only_through_tunnel(p2v_sshd: Sshd, tmp_path: Path
     session = Session(p2v_sshd.config(tmp_path))
     conn = open_data_conn(session, str(small_image), server)
     try:
-        assert conn.remote_port != conn.server.port and conn.size == 32 << 20
+        assert conn.remote_port and conn.size == 32 << 20
+        # This machine's end: a unix socket in a private dir, no TCP listener of the server's.
+        sock = conn.server.socket or ""
+        assert stat.S_ISSOCK(os.lstat(sock).st_mode) and conn.server.port == 0
+        assert stat.S_IMODE(os.stat(os.path.dirname(sock)).st_mode) == 0o700
+        assert nbd.listening_ports(conn.server.child.pid) == set()
+        assert nbd.listening_ports(conn.ssh.pid) == set()
+        assert f"0:{sock}" in conn.ssh.argv
         uri = f"nbd://localhost:{conn.remote_port}"  # the server's end of the tunnel
         out = subprocess.run(["nbdinfo", "--size", uri], capture_output=True, text=True,
                              check=True, timeout=60).stdout
@@ -71,7 +80,7 @@ def test_data_connection_read_only_through_tunnel(p2v_sshd: Sshd, tmp_path: Path
         session.close()
     assert sha256(small_image) == before
     assert p2v_children() == []
-    assert not p2v_sshd.procs(f"0:127.0.0.1:{conn.server.port}")
+    assert not p2v_sshd.procs(f"0:{sock}") and not os.path.exists(os.path.dirname(sock))
 
 
 def run_conversion(sshd: Sshd, tmp: Path, image: Path, **kw: object

@@ -7,7 +7,9 @@ we look at the server (`-oo fake-hold`):
   conversion reads the disk through the socket (as root and as an unprivileged login);
 - a stock server keeps the reference wire (loopback TCP port in physical.xml), which any local
   user can reach (shown here: the reason for the socket), and a server that would publish the
-  forward beyond its loopback (GatewayPorts yes) is refused before the conversion starts.
+  forward beyond its loopback (GatewayPorts yes) is refused before the conversion starts;
+- on the physical machine, either way, the disk is served on a unix socket in a 0700 directory:
+  neither the NBD server nor the data ssh listens on TCP (checked in every held run).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 import pytest
 from p2v_fixtures import Sshd, p2v_children
 
+from pyv2v import nbd
 from pyv2v.p2v.conversion import Conversion
 from pyv2v.p2v.events import Event, Finished, RemoteLine
 
@@ -97,23 +100,41 @@ def sshd_listeners(sshd: Sshd) -> set[str]:
     return found
 
 
+def physical_side(conv: Conversion) -> dict[str, object]:
+    """This (the physical) machine's end of each disk while the export is up: the TCP ports
+    the NBD server's and the data ssh's own sockets listen on (/proc/PID/fd socket inodes
+    matched against /proc/net/tcp{,6}: another test's listener cannot interfere), and the
+    local socket's directory mode."""
+    conns = list(conv._conns)
+    assert conns, "no data connection is up"
+    return {"tcp": {p for c in conns for p in nbd.listening_ports(c.server.child.pid)
+                    | nbd.listening_ports(c.ssh.pid)},
+            "modes": {stat.S_IMODE(os.stat(os.path.dirname(c.server.socket or "/")).st_mode)
+                      for c in conns}}
+
+
 def run(sshd: Sshd, tmp: Path, image: Path, during: Callable[[Conversion], None],
         **kw: object) -> tuple[Finished, list[Event], Conversion]:
-    """A p2v run whose fake virt-v2v holds the disk connected while `during` looks around."""
+    """A p2v run whose fake virt-v2v holds the disk connected while `during` looks around;
+    every run also checks that the disk has no TCP listener on the physical machine."""
     cfg = sshd.config(tmp, disks=[str(image)], output_misc=["fake-hold=4"], **kw)
     conv = Conversion(cfg)
     events: list[Event] = []
     seen: list[bool] = []
+    local: list[dict[str, object]] = []
 
     def observe(e: Event) -> None:
         events.append(e)
         if isinstance(e, RemoteLine) and HOLD in e.text and not seen:
             seen.append(True)
+            local.append(physical_side(conv))
             during(conv)
 
     conv.subscribe(observe)
     result = conv.run()
     assert seen or not result.ok, "the fake virt-v2v never held the disk"
+    if local:
+        assert local[0] == {"tcp": set(), "modes": {0o700}}, local[0]
     return result, events, conv
 
 

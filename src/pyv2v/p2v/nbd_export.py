@@ -1,17 +1,19 @@
 """Data connections (PROTOCOL.md §3): one read-only NBD export + one `ssh -R` per disk.
 
-`open_data_conn(session, disk)` serves the disk (`sda` → /dev/sda, or an absolute path such
-as a `--disk` image) read-only on 127.0.0.1 with nbdkit (or qemu-nbd), then opens the reverse
-forward and waits until the server end is up:
-- stock servers (the reference wire): `ssh -R 0:127.0.0.1:PORT -N` and "Allocated port N for
+`open_data_conn(session, disk)` vets the disk (`sda` → /dev/sda, or an absolute path such as a
+`--disk` image: hardware.check_disk, stat first), serves it read-only with nbdkit (or qemu-nbd)
+on a unix socket in a private 0700 directory of this machine (nbd.start_readonly(unix=True)):
+no TCP port to race for and nothing another local user of the physical machine can reach.
+Then it opens the reverse forward to that socket and waits until the server end is up:
+- stock servers (the reference wire): `ssh -R 0:LOCAL_SOCKET -N` and "Allocated port N for
   remote forward": N is the port on the server's loopback that reaches the disk.  Every local
   user of the server can connect to it, so p2v checks that it is at least loopback-only
   (`check_loopback_only`: the server's /proc/net/tcp{,6}, read in the same ssh command that
   makes the work dir; a `GatewayPorts yes` server would publish the disk to the network);
 - pyv2v servers (`nbd-unix-socket` in `virt-v2v --machine-readable`): `remote_socket=` a path
-  inside the 0700 work dir (`socket_path()`), `ssh -R PATH:127.0.0.1:PORT -N -v`, up when ssh
+  inside the 0700 work dir (`socket_path()`), `ssh -R PATH:LOCAL_SOCKET -N -v`, up when ssh
   reports "remote forward success"; sshd creates the socket 0600 (StreamLocalBindMask), so only
-  the connecting user reaches the disk and nothing listens on TCP.
+  the connecting user reaches the disk and nothing listens on TCP on either machine.
 `DataConn.close()` SIGHUPs the ssh (there is no session to end politely) and stops the server.
 """
 
@@ -19,7 +21,6 @@ from __future__ import annotations
 
 import collections
 import ipaddress
-import os
 import re
 import signal
 import subprocess
@@ -30,28 +31,13 @@ from dataclasses import dataclass, field
 
 from .. import log, nbd, process, ssh
 from ..errors import V2VError
+from .hardware import check_disk, device_path
 from .physical_xml import target_dev
 from .session import Session
 
 SOCKET_FEATURE = "nbd-unix-socket"  # the server's -i libvirtxml reads NBD unix-socket disks
 LISTENERS_COMMAND = "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null; true"
 MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes with the NUL
-
-
-def device_path(disk: str) -> str:
-    return disk if disk.startswith("/") else "/dev/" + disk
-
-
-def disk_size(path: str) -> int:
-    """Size in bytes of a file or block device (0 if unknown)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return 0
-    try:
-        return os.lseek(fd, 0, os.SEEK_END)
-    finally:
-        os.close(fd)
 
 
 def socket_path(remote_dir: str, disk: str, index: int) -> str:
@@ -120,15 +106,16 @@ def _read_stderr(child: process.Child, tail: collections.deque[str],
 def open_data_conn(session: Session, disk: str, server: str = "nbdkit",
                    remote_socket: str | None = None) -> DataConn:
     path = device_path(disk)
-    nbd_server = nbd.start_readonly(path, server)
+    size = check_disk(disk)
+    nbd_server = nbd.start_readonly(path, server, unix=True)
+    local = nbd_server.socket or nbd_server.port
     up: Callable[[str], object]
     try:
         if remote_socket is None:
-            argv = ssh.reverse_forward_argv(session.target, nbd_server.port)
+            argv = ssh.reverse_forward_argv(session.target, local)
             up = ssh.parse_allocated_port
         else:
-            argv = ssh.reverse_socket_forward_argv(session.target, remote_socket,
-                                                   nbd_server.port)
+            argv = ssh.reverse_socket_forward_argv(session.target, remote_socket, local)
 
             def up(line: str) -> object:
                 return remote_socket if ssh.parse_socket_forward(line) == remote_socket else None
@@ -157,7 +144,7 @@ def open_data_conn(session: Session, disk: str, server: str = "nbdkit",
                            "and AllowTcpForwarding yes or remote)")
         raise V2VError(f"{what}: {ssh.explain(text, session.target)}")
     port = found[0] if isinstance(found[0], int) else 0
-    conn = DataConn(disk, nbd_server, child, port, disk_size(path), tail, remote_socket)
+    conn = DataConn(disk, nbd_server, child, port, size, tail, remote_socket)
     log.debug(f"data connection for {disk}: local {nbd_server.uri} → server {conn.endpoint}")
     return conn
 
