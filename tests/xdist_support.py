@@ -9,7 +9,9 @@
   pytest 9).  Exempt (`WORKER_SAFE`, `WORKER_SAFE_MODULES`): fixtures that are cheap per worker
   or cached on disk under their own lock.  `SHARED_ON_DISK` fixtures (converted once per run,
   see v2v_fixtures.shared_result) tie their users only within a module, so that a worker does
-  not sit waiting for the other worker's conversion.
+  not sit waiting for the other worker's conversion.  Only fixtures named in a test's signature
+  (or its fixtures') are seen: one fetched with `request.getfixturevalue` ties nothing, so its
+  users may each build it on their own worker.
 - `@pytest.mark.exclusive`: the test runs while no test runs on another worker (a readers-
   writer flock in the run's shared temp dir; consecutive exclusive tests keep it), for tests
   that time something or need the CPUs to themselves.
