@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from p2v_fixtures import p2v_children
 
 from pyv2v import names, process
 from pyv2v.errors import V2VError
@@ -149,7 +150,7 @@ def test_bad_name_no_child_registered(tmp_path: Path, monkeypatch: pytest.Monkey
                    "--disk", str(image(tmp_path)), "--known-hosts", str(tmp_path / "kh")])
     assert rc == 1 and "invalid p2v.guestname='a b'" in capsys.readouterr().err
     assert not [a for a in seen if any("ssh" in w or w == "scp" for w in a)], seen
-    assert process.live_children() == []
+    assert p2v_children() == []  # (a session's test sshd, on this worker, may be alive)
 
 
 def test_a_conversion_checks_before_its_session(tmp_path: Path) -> None:
@@ -159,7 +160,7 @@ def test_a_conversion_checks_before_its_session(tmp_path: Path) -> None:
     conv = Conversion(cfg)
     result = conv.run()
     assert not result.ok and "invalid p2v.guestname='x/y'" in result.message
-    assert conv._session is None and process.live_children() == []
+    assert conv._session is None and p2v_children() == []
 
 
 # ---- ranges from the field table ------------------------------------------------------------
