@@ -187,12 +187,86 @@ def test_flat_vmdk_reads_the_same_bytes(exports: dict[str, Path], debian12_physi
                    check=True, timeout=600)
 
 
-@pytest.mark.boot
-@pytest.mark.parametrize("which", ["ova", "vmx"])
-def test_converted_guest_boots(which: str, request: pytest.FixtureRequest, boot) -> None:  # type: ignore[no-untyped-def]
-    c: Conversion = request.getfixturevalue(f"converted_{which}")
+def _boots(c: Conversion, boot, extra: list[tuple[Path, str]]) -> None:  # type: ignore[no-untyped-def]
     assert c.rc == 0, c.stderr[-2000:]
-    extra = [] if which == "ova" else [(c.outdir / f"{vmware.NAME}-sdb", "raw")]
     res = boot(c.outdir / f"{vmware.NAME}-sda", bus="virtio-blk", nic_model="virtio-net-pci",
                mac=vmware.MAC0, extra_disks=extra)
     assert res.outcome == "login", f"see {res.console_log}"
+
+
+# The conversion fixtures are named statically (not through request.getfixturevalue) so that
+# tests/xdist_support.py keeps each conversion and its boot on one worker: converted once.
+@pytest.mark.boot
+def test_converted_ova_boots(converted_ova: Conversion, boot) -> None:  # type: ignore[no-untyped-def]
+    _boots(converted_ova, boot, [])
+
+
+@pytest.mark.boot
+def test_converted_vmx_boots(converted_vmx: Conversion, boot) -> None:  # type: ignore[no-untyped-def]
+    _boots(converted_vmx, boot, [(converted_vmx.outdir / f"{vmware.NAME}-sdb", "raw")])
+
+
+# --- vmx+ssh:// against the loopback sshd ------------------------------------------------------
+
+@pytest.fixture
+def sshd(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # type: ignore[no-untyped-def]
+    from pyv2v_harness import loopback
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # a fresh known_hosts
+    srv = loopback.start()
+    yield srv
+    srv.stop()
+
+
+def _uri(srv, vmx: Path) -> str:  # type: ignore[no-untyped-def]
+    return f"vmx+ssh://root@{srv.host}:{srv.port}{vmx}"
+
+
+def test_vmx_over_ssh_reads_the_remote_disks(sshd, exports: dict[str, Path],  # type: ignore[no-untyped-def]
+                                             debian12_physical: Path) -> None:
+    import nbd as libnbd
+
+    from pyv2v import process
+    from pyv2v.v2v.inputs.base import InputOptions
+    from pyv2v.v2v.inputs.vmx import VmxInput
+
+    res = run_v2v("-i", "vmx", "-it", "ssh", _uri(sshd, exports["vmx-2disk"]),
+                  "-io", f"ssh-identity={sshd.user_key}", "--print-source", timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "Recorded the host key" in res.stdout + res.stderr
+    assert res.stdout.count("nbd+unix:///?socket=") == 2 and "(vmdk) [scsi0:1]" in res.stdout
+    try:
+        src = VmxInput().source(InputOptions(
+            args=(_uri(sshd, exports["vmx-flat"]),), transport="ssh",
+            extra={"ssh-identity": str(sshd.user_key)}))
+        (disk,) = src.disks
+        assert disk.format == "raw"  # the flat extent itself, served over sftp
+        h = libnbd.NBD()
+        h.connect_uri(disk.location)
+        size = h.get_size()
+        assert size == debian12_physical.stat().st_size
+        with open(debian12_physical, "rb") as f:
+            for off in (0, 1 << 20, size // 2, size - (1 << 20)):
+                f.seek(off)
+                assert h.pread(1 << 20, off) == f.read(1 << 20), off
+        h.shutdown()
+    finally:
+        process.cleanup_all()
+
+
+def test_vmx_over_ssh_bad_input(sshd, exports: dict[str, Path], tmp_path: Path  # type: ignore[no-untyped-def]
+                                ) -> None:
+    from pyv2v_harness import loopback
+
+    key = f"ssh-identity={sshd.user_key}"
+    res = run_v2v("-i", "vmx", "-it", "ssh", f"vmx+ssh://root@127.0.0.1:{loopback.free_port()}"
+                  f"{exports['vmx-sparse']}", "-io", key, "--print-source", timeout=120)
+    assert_one_line_error(res, "127.0.0.1")
+    other = tmp_path / "other_key"
+    loopback.keygen(other)
+    res = run_v2v("-i", "vmx", "-it", "ssh", _uri(sshd, exports["vmx-sparse"]),
+                  "-io", f"ssh-identity={other}", "--print-source", timeout=120)
+    assert_one_line_error(res, "authentication as root", "failed")
+    res = run_v2v("-i", "vmx", "-it", "ssh", _uri(sshd, tmp_path / "nothere.vmx"),
+                  "-io", key, "--print-source", timeout=120)
+    assert_one_line_error(res, "cannot read VMX file", "nothere.vmx")
