@@ -18,6 +18,8 @@ import pytest
 from lxml import etree
 from v2v_fixtures import sha256
 
+from pyv2v.v2v import verifyboot
+from pyv2v.v2v.types import GuestCaps, TargetDisk
 from pyv2v_harness import bootcheck, demo, loopback
 
 pytestmark = [pytest.mark.slow]
@@ -115,3 +117,17 @@ def test_converted_machine_boots_on_virtio_with_network(p2v_run: P2VRun, tmp_pat
     assert res.outcome == "login", f"see {res.console_log}"
     # networkd's static address on the guest's own name, on a NIC the kernel calls ens3/enp0s3.
     assert res.up_interfaces.get("ens33") == "10.0.2.15", res.markers
+
+
+@pytest.mark.boot
+def test_verify_boot_reports_a_nic_whose_pin_does_not_apply(p2v_run: P2VRun) -> None:
+    """The network broken on purpose: the converted disk booted with another MAC, so the pin
+    does not apply, the kernel's own name (ens3…) is not ens33 and networkd leaves the NIC
+    down — --verify-boot's judge must say so (and this shows the rename is real)."""
+    caps = GuestCaps(block_bus="virtio-blk", net_bus="virtio-net", video="vga", machine="pc",
+                     arch="x86_64", firmware="bios")
+    disk = TargetDisk(str(p2v_run.outdir / "p2vtest-sda"), "raw", "vda", 0)
+    v = verifyboot.verify((disk,), caps, ["52:54:00:bb:bb:01"], net_grace=20)
+    print(v.line())
+    assert not v.ok and v.outcome == "login" and not v.addresses, v.line()
+    assert "no NIC configured within 20 s of the login prompt" in v.line()
