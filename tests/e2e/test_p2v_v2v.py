@@ -86,7 +86,7 @@ def test_remote_work_dir_has_every_protocol_file(p2v_run: P2VRun) -> None:
     assert not missing, f"missing in the remote dir: {missing}"
     r = p2v_run.remote
     assert r["status"].strip() == "0" and r["name"].strip() == "p2vtest"
-    assert "pyv2v" in r["v2v-version"] and p2v_run.wrapper_mode == 0o755
+    assert "pyv2v" in r["v2v-version"] and p2v_run.wrapper_mode == 0o700  # owner-only (issue 10)
     assert "<domain" in r["physical.xml"] and 'protocol="nbd"' in r["physical.xml"]
     # our v2v says nbd-unix-socket: the disk came through a private socket, not a TCP port
     assert 'transport="unix"' in r["physical.xml"] and ' port="' not in r["physical.xml"]
