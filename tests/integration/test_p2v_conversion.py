@@ -157,7 +157,7 @@ def test_cancel_kills_remote_and_local(p2v_sshd: Sshd, tmp_path: Path,
     t.join(60)
     took = time.monotonic() - t0
     assert results and results[0].cancelled and not results[0].ok
-    assert took < 15, took
+    assert took < 45, took  # prompt: not the 60 s join bound (loose: 2 xdist workers share 2 cores)
     wait_for(lambda: not p2v_sshd.procs(str(p2v_sshd.fake_bin)), 10)
     assert p2v_children() == []
 
