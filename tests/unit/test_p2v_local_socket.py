@@ -62,3 +62,22 @@ def test_ssh_messages_for_a_local_socket_target() -> None:
     assert ssh.parse_socket_forward(up) == REMOTE
     assert ssh.parse_allocated_port("Allocated port 41235 for remote forward to (null):-2") \
         == 41235
+
+
+def test_data_connection_error_leaves_out_ssh_chatter() -> None:
+    """ssh -v's banner, debug and login lines never reach the one-line data-connection error."""
+    import collections
+    import io
+    import threading
+    from types import SimpleNamespace
+
+    from pyv2v.p2v import nbd_export
+
+    stderr = io.StringIO("OpenSSH_9.2p1 Debian-2+deb12u3, OpenSSL 3.0.15 3 Sep 2024\n"
+                         "debug1: Reading configuration data\n"
+                         "Authenticated to 127.0.0.1 ([127.0.0.1]:2222) using \"publickey\".\n"
+                         "client_loop: send disconnect: Broken pipe\n")
+    child = SimpleNamespace(proc=SimpleNamespace(stderr=stderr))
+    tail: collections.deque[str] = collections.deque(maxlen=10)
+    nbd_export._read_stderr(child, tail, lambda line: None, [], threading.Event())  # type: ignore[arg-type]
+    assert list(tail) == ["client_loop: send disconnect: Broken pipe"]

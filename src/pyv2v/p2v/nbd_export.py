@@ -84,6 +84,10 @@ class DataConn:
         self.server.stop()
 
 
+# What `ssh -v` prints besides errors: its version banner, debug lines, the login and the summary.
+SSH_CHATTER = ("debug1: ", "OpenSSH_", "Authenticated to ", "Transferred: ", "Bytes per second")
+
+
 def _read_stderr(child: process.Child, tail: collections.deque[str],
                  up: Callable[[str], object], found: list[object],
                  ready: threading.Event) -> None:
@@ -96,7 +100,7 @@ def _read_stderr(child: process.Child, tail: collections.deque[str],
         if not found and (value := up(line)) is not None:
             found.append(value)
             ready.set()
-        if line.startswith("debug1: "):  # ssh -v chatter: not an error message
+        if line.startswith(SSH_CHATTER):  # ssh -v banner and chatter: not an error message
             continue
         tail.append(line)
         log.debug(f"data ssh: {line}")
