@@ -187,7 +187,7 @@ def cancel_cleanup(fn: Callable[[], None]) -> None:
 
 
 _cleaning = threading.RLock()  # held for a whole cleanup_all: a second caller waits for it
-_cleaning_now: list[int] = []  # non-empty while some thread runs cleanup_all
+_cleaning_now: list[int] = []  # ids of the threads running cleanup_all now
 
 
 def cleanup_all() -> None:
@@ -195,7 +195,7 @@ def cleanup_all() -> None:
     cancel watcher and the main thread's error path) returns only once the first is done, so
     the program cannot exit, killing the daemon watcher, in the middle of a cleanup."""
     with _cleaning:
-        _cleaning_now.append(1)
+        _cleaning_now.append(threading.get_ident())
         try:
             _cleanup_locked()
         finally:
@@ -234,9 +234,11 @@ def install_cancel_handlers(sigs: tuple[int, ...] = (signal.SIGINT, signal.SIGTE
     raised: list[int] = []
 
     def handler(signum: int, frame: object) -> None:
-        # Once: a second signal, or one arriving while a cleanup runs (e.g. the main thread's
-        # error path), must not interrupt that cleanup; the watcher below still records it.
-        if raised or _cleaning_now:
+        # Once: a second signal, or one arriving while this (the main) thread runs a cleanup
+        # (its error path), must not interrupt that cleanup; the watcher below still records
+        # it.  The watcher's own cleanup, in its thread, must not swallow the main thread's
+        # Cancelled, or pure-Python work would never stop.
+        if raised or threading.get_ident() in _cleaning_now:
             return
         raised.append(signum)
         raise Cancelled(f"cancelled by {signal.Signals(signum).name}", signum)

@@ -73,3 +73,31 @@ def test_timeout_is_an_error(tmp_path: Path) -> None:
 def test_timeout_and_kill_after_are_exclusive() -> None:
     with pytest.raises(ValueError):
         process.run(["true"], timeout=1, kill_after=1)
+
+
+CANCEL_DURING_WATCHER_CLEANUP = r"""
+import signal, threading, time
+from pyv2v import process
+from pyv2v.errors import Cancelled
+
+process.install_cancel_handlers()
+process.on_cleanup(lambda: time.sleep(1.5))      # a slow cleanup, run by another thread
+t = threading.Thread(target=process.cleanup_all)
+t.start()
+while not process._cleaning_now:
+    time.sleep(0.01)
+try:
+    signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)   # the main thread's handler
+except Cancelled:
+    print("cancelled")
+else:
+    print("swallowed")
+t.join()
+"""
+
+
+def test_signal_cancels_main_thread_while_another_thread_cleans_up() -> None:
+    """The cancel watcher's cleanup (another thread) must not swallow the main thread's Cancelled:
+    pure-Python work (a poll loop, a fleet job) would otherwise run on after a cancel."""
+    res = process.run([sys.executable, "-c", CANCEL_DURING_WATCHER_CLEANUP], timeout=60)
+    assert res.out.strip() == "cancelled", res.out + res.err
