@@ -15,6 +15,7 @@ from __future__ import annotations
 import posixpath
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -96,6 +97,21 @@ class NetConfig(ABC):
 
 
 STATIC_MARK = "Written by pyv2v (--mac MAC:ip:…)"
+
+
+def edit_ini_keys(text: str, section: str, keys: tuple[str, ...],
+                  replace: Callable[[str], str]) -> str:
+    """Rewrite the lines of `[section]` whose key is one of `keys` (NetworkManager keyfiles,
+    systemd .network files), keeping every other line, comment and the layout."""
+    out, current = [], ""
+    for line in text.splitlines(keepends=True):
+        s = line.strip()
+        if s.startswith("[") and s.endswith("]"):
+            current = s[1:-1]
+        elif current == section and s.split("=", 1)[0].strip() in keys:
+            line = replace(line)
+        out.append(line)
+    return "".join(out)
 
 
 def config_files(guest: Guest, directory: str, prefix: str = "", suffix: str = "") -> list[str]:

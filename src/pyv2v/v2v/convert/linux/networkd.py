@@ -21,6 +21,7 @@ from .netconfig import (
     NetConfig,
     Pin,
     config_files,
+    edit_ini_keys,
     is_glob,
     mac_for,
     norm_mac,
@@ -102,15 +103,8 @@ class Networkd(NetConfig):
                 continue
 
             def edit(text: str, mac: str = mac) -> str:
-                out, section = [], ""
-                for line in text.splitlines(keepends=True):
-                    s = line.strip()
-                    if s.startswith("[") and s.endswith("]"):
-                        section = s[1:-1]
-                    elif section == "Match" and s.split("=", 1)[0].strip() in MAC_KEYS:
-                        line = _MAC_TOKEN.sub(mac, line)
-                    out.append(line)
-                return "".join(out)
+                return edit_ini_keys(text, "Match", MAC_KEYS,
+                                     lambda line: _MAC_TOKEN.sub(mac, line))
 
             if guest.edit_text(path, edit):
                 changed.append(path)

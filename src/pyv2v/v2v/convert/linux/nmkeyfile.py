@@ -12,7 +12,16 @@ import uuid
 
 from ...types import StaticIp
 from ..guest import Guest
-from .netconfig import STATIC_MARK, Iface, NetConfig, Pin, config_files, mac_for, norm_mac
+from .netconfig import (
+    STATIC_MARK,
+    Iface,
+    NetConfig,
+    Pin,
+    config_files,
+    edit_ini_keys,
+    mac_for,
+    norm_mac,
+)
 
 ETHERNET = ("ethernet", "802-3-ethernet")
 
@@ -57,15 +66,8 @@ class NMKeyfile(NetConfig):
                 continue
 
             def edit(text: str, mac: str = mac) -> str:
-                out, section = [], ""
-                for line in text.splitlines(keepends=True):
-                    s = line.strip()
-                    if s.startswith("[") and s.endswith("]"):
-                        section = s[1:-1]
-                    elif section == "ethernet" and s.split("=", 1)[0].strip() == "mac-address":
-                        line = f"mac-address={mac.upper()}\n"
-                    out.append(line)
-                return "".join(out)
+                return edit_ini_keys(text, "ethernet", ("mac-address",),
+                                     lambda _line: f"mac-address={mac.upper()}\n")
 
             if guest.edit_text(path, edit):
                 changed.append(path)
