@@ -35,6 +35,17 @@ def test_machine_readable_tokens_golden() -> None:
     check_golden("v2v/machine-readable.txt", res.stdout)
 
 
+def test_mac_ip_option_token_matches_the_parser() -> None:
+    """virt-v2v advertises `mac-ip-option` for --mac MAC:ip:ADDR,GW,LEN,DNS…; so do we, and the
+    form it names is really accepted (and a malformed one refused with a --mac error)."""
+    assert "mac-ip-option" in run_v2v("--machine-readable").stdout.split()
+    ns = cli.parse(["-i", "disk", "x.img", "-o", "null",
+                        "--mac", "52:54:00:12:34:56:ip:192.0.2.5,192.0.2.1,24,192.0.2.53"])
+    plan = cli.make_plan(ns)
+    static = plan.network.static["52:54:00:12:34:56"]
+    assert "192.0.2.5" in str(static) and "192.0.2.53" in str(static)
+
+
 def test_help_has_examples() -> None:
     res = run_v2v("--help")
     assert res.returncode == 0

@@ -72,7 +72,7 @@ outside its own directory (symlinks resolved), or is a json:/protocol name, is r
 # "pyv2v" and "nbd-unix-socket" (-i libvirtxml reads NBD unix-socket disks) are ours: a p2v
 # seeing the latter forwards each disk to a private unix socket instead of a TCP port.
 FEATURES = ["virt-v2v", "pyv2v", "libguestfs-rewrite", "colours-option", "mac-option",
-            "nbd-unix-socket", *[f"input:{i}" for i in sorted(inputs.INPUTS)],
+            "mac-ip-option", "nbd-unix-socket", *[f"input:{i}" for i in sorted(inputs.INPUTS)],
             *[f"output:{o}" for o in sorted(outputs.OUTPUTS)], "convert:linux"]
 
 
