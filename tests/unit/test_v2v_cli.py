@@ -113,7 +113,7 @@ def test_conn_uri_accepted_once_a_mode_declares_it(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(outputs.OUTPUTS["null"], "accepts_conn", True)
     assert cli.make_plan(ns).output_opts.conn == "URI"
     monkeypatch.setattr(inputs.INPUTS["libvirtxml"], "accepts_conn", True)
-    with pytest.raises(errors.UsageError, match=r"-i disk does not use .*only libvirtxml does"):
+    with pytest.raises(errors.UsageError, match=r"-i disk .*only libvirt, libvirtxml do"):
         cli.check_conn("-ic", "URI2", "disk", inputs.INPUTS)
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 from ...errors import V2VError
 from .base import Input, InputOptions
 from .disk import DiskInput
+from .libvirt import LibvirtInput
 from .libvirtxml import LibvirtXMLInput
 from .ova import OvaInput
 from .vmx import VmxInput
 
 INPUTS: dict[str, type[Input]] = {
     "disk": DiskInput,
+    "libvirt": LibvirtInput,
     "libvirtxml": LibvirtXMLInput,
     "ova": OvaInput,
     "vmx": VmxInput,

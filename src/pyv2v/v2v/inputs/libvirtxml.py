@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 
+from lxml import etree
+
 from ...errors import V2VError
 from ...libvirt_xml import parse_file
 from ...libvirt_xml.domain import DiskXML, DomainXML
@@ -59,61 +61,68 @@ class LibvirtXMLInput(Input):
         path = opts.args[0]
         if not os.path.isfile(path):
             raise V2VError(f"libvirt XML file not found: {path}")
-        root = parse_file(path)
-        if root.tag != "domain":
-            raise V2VError(f"{path}: the root element is <{root.tag}>, expected <domain>")
-        dom = DomainXML(root)
-        name = opts.name or dom.name
-        if not name:
-            raise V2VError(f"{path}: the domain has no <name>")
+        base_dir = os.path.dirname(os.path.abspath(path))
+        return source_from_domain(parse_file(path), opts, path, base_dir)
 
-        disks: list[SourceDisk] = []
-        removables: list[SourceRemovable] = []
-        for d in dom.devices.disks:
-            if d.device in ("cdrom", "floppy"):
-                removables.append(SourceRemovable(kind=d.device, target_dev=d.target_dev))
-                continue
-            if d.device not in (None, "disk", "lun"):
-                continue
-            i = len(disks)
-            loc, local = _disk_location(d, i)
-            if local and not os.path.isabs(loc):
-                loc = os.path.join(os.path.dirname(os.path.abspath(path)), loc)
-            fmt = d.driver_type or None
-            if fmt == "aio":
-                fmt = None
-            if local:
-                fmt, size = probe_image(loc, fmt, opts.allow_external_files)
-            else:
-                fmt, size = fmt or "raw", None
-                loc = throttle(loc, opts)  # --bandwidth: bits/s on the network read
-            disks.append(SourceDisk(index=i, location=loc, format=fmt,
-                                    target_dev=d.target_dev, size=size))
-        if not disks:
-            raise V2VError(f"{path}: the domain has no disks (<disk device='disk'>)")
 
-        nics = []
-        for n in dom.devices.interfaces:
-            vtype = "bridge" if n.type == "bridge" else "network"
-            vnet = (n.source_bridge if vtype == "bridge" else n.source_network) or "default"
-            nics.append(SourceNic(mac=n.mac, vnet=vnet, vnet_type=vtype, model=n.model,
-                                  source_dev=n.target_dev))
+def source_from_domain(root: etree._Element, opts: InputOptions, path: str,
+                       base_dir: str) -> Source:
+    """A parsed <domain> as a Source (also used by -i libvirt); `path` names it in errors,
+    relative disk paths are resolved against `base_dir`."""
+    if root.tag != "domain":
+        raise V2VError(f"{path}: the root element is <{root.tag}>, expected <domain>")
+    dom = DomainXML(root)
+    name = opts.name or dom.name
+    if not name:
+        raise V2VError(f"{path}: the domain has no <name>")
 
-        firmware = "unknown"
-        if dom.os.is_uefi():
-            firmware = "uefi"
-        elif dom.os.firmware == "bios" or dom.os.loader_type == "rom":
-            firmware = "bios"
-        memory = dom.memory_bytes() or 1024**3
-        if memory <= 0 or not 1 <= (dom.vcpu or 1) <= MAX_VCPUS:  # found by fuzzing
-            raise V2VError(f"{path}: invalid <memory> ({memory} bytes) or <vcpu> ({dom.vcpu}; "
-                           f"1 to {MAX_VCPUS})")
-        cpu = dom.cpu
-        return Source(
-            name=name, hypervisor=dom.type or "unknown", memory=memory,
-            vcpus=dom.vcpu or 1, disks=tuple(disks), nics=tuple(nics),
-            removables=tuple(removables),
-            cpu=SourceCpu(vendor=cpu.vendor, model=cpu.model, sockets=cpu.sockets,
-                          cores=cpu.cores, threads=cpu.threads),
-            firmware=firmware, features=tuple(dom.features.names()), clock=dom.clock.offset,
-        )
+    disks: list[SourceDisk] = []
+    removables: list[SourceRemovable] = []
+    for d in dom.devices.disks:
+        if d.device in ("cdrom", "floppy"):
+            removables.append(SourceRemovable(kind=d.device, target_dev=d.target_dev))
+            continue
+        if d.device not in (None, "disk", "lun"):
+            continue
+        i = len(disks)
+        loc, local = _disk_location(d, i)
+        if local and not os.path.isabs(loc):
+            loc = os.path.join(base_dir, loc)
+        fmt = d.driver_type or None
+        if fmt == "aio":
+            fmt = None
+        if local:
+            fmt, size = probe_image(loc, fmt, opts.allow_external_files)
+        else:
+            fmt, size = fmt or "raw", None
+            loc = throttle(loc, opts)  # --bandwidth: bits/s on the network read
+        disks.append(SourceDisk(index=i, location=loc, format=fmt,
+                                target_dev=d.target_dev, size=size))
+    if not disks:
+        raise V2VError(f"{path}: the domain has no disks (<disk device='disk'>)")
+
+    nics = []
+    for n in dom.devices.interfaces:
+        vtype = "bridge" if n.type == "bridge" else "network"
+        vnet = (n.source_bridge if vtype == "bridge" else n.source_network) or "default"
+        nics.append(SourceNic(mac=n.mac, vnet=vnet, vnet_type=vtype, model=n.model,
+                              source_dev=n.target_dev))
+
+    firmware = "unknown"
+    if dom.os.is_uefi():
+        firmware = "uefi"
+    elif dom.os.firmware == "bios" or dom.os.loader_type == "rom":
+        firmware = "bios"
+    memory = dom.memory_bytes() or 1024**3
+    if memory <= 0 or not 1 <= (dom.vcpu or 1) <= MAX_VCPUS:  # found by fuzzing
+        raise V2VError(f"{path}: invalid <memory> ({memory} bytes) or <vcpu> ({dom.vcpu}; "
+                       f"1 to {MAX_VCPUS})")
+    cpu = dom.cpu
+    return Source(
+        name=name, hypervisor=dom.type or "unknown", memory=memory,
+        vcpus=dom.vcpu or 1, disks=tuple(disks), nics=tuple(nics),
+        removables=tuple(removables),
+        cpu=SourceCpu(vendor=cpu.vendor, model=cpu.model, sockets=cpu.sockets,
+                      cores=cpu.cores, threads=cpu.threads),
+        firmware=firmware, features=tuple(dom.features.names()), clock=dom.clock.offset,
+    )
