@@ -18,8 +18,15 @@ from pyv2v.libvirt_xml import parse
 from pyv2v.libvirt_xml.domain import DomainXML
 from pyv2v.v2v.outputs import OutputOptions, get
 from pyv2v.v2v.outputs.domain_xml import build_domain
-from pyv2v.v2v.outputs.libvirt import LibvirtOutput, is_local
-from pyv2v.v2v.types import GuestCaps, Source, SourceDisk, TargetDisk, TargetMeta
+from pyv2v.v2v.outputs.libvirt import LibvirtOutput, is_local, missing_networks
+from pyv2v.v2v.types import (
+    GuestCaps,
+    Source,
+    SourceDisk,
+    TargetDisk,
+    TargetMeta,
+    TargetNicPlan,
+)
 
 DOMCAPS = """<domainCapabilities><path>/usr/bin/qemu-system-x86_64</path>
 <domain>{dtype}</domain><machine>pc-i440fx-7.2</machine><arch>x86_64</arch>
@@ -98,3 +105,30 @@ def test_options_checked_before_any_work() -> None:
         get("libvirt", OutputOptions(options={"compressed": ""})).precheck()
     get("libvirt", OutputOptions(format="qcow2")).precheck()
     assert get("libvirt", OutputOptions()).uri == "qemu:///system"  # type: ignore[attr-defined]
+
+
+class NetConn:
+    """networkLookupByName on a host that has only the networks given."""
+
+    def __init__(self, *networks: str) -> None:
+        self.networks = networks
+
+    def networkLookupByName(self, name: str) -> object:
+        if name not in self.networks:
+            raise libvirt.libvirtError(f"Network not found: no network with matching name "
+                                       f"'{name}'")
+        return object()
+
+
+def test_missing_network_or_bridge_is_one_warning_each() -> None:
+    nics = (TargetNicPlan("52:54:00:00:00:01", None, "default"),
+            TargetNicPlan("52:54:00:00:00:02", None, "lan"),
+            TargetNicPlan("52:54:00:00:00:03", None, "nosuchbr0", vnet_type="bridge"))
+    m = meta()
+    m = TargetMeta(m.name, m.source, m.inspect, m.caps, m.disks, nics)
+    warnings = missing_networks(NetConn("lan"), m, "qemu:///system")
+    assert len(warnings) == 2, warnings
+    assert "has no network default for NIC 52:54:00:00:00:01" in warnings[0]
+    assert "has no bridge nosuchbr0 for NIC 52:54:00:00:00:03" in warnings[1]
+    assert all("--network IN:OUT" in w and "\n" not in w for w in warnings)
+    assert missing_networks(NetConn("default", "lan"), m, "qemu+ssh://h/system") == []

@@ -12,7 +12,9 @@ read-only pool directory is refused here too.  qemu-img writes into the volume's
 The domain XML (domain_xml.build_domain) is defined last, on commit, with the domain type the
 target runs: ``kvm`` only where the connection offers KVM and, for a local connection, KVM
 really works here (pyv2v.accel: present ≠ working), else ``qemu`` (TCG); the emulator comes from
-the connection's domain capabilities, and a UEFI guest's OVMF loader must be one it lists.
+the connection's domain capabilities, and a UEFI guest's OVMF loader must be one it lists.  A NIC
+whose libvirt network (or, for a local connection, host bridge) does not exist on the target is
+one warning naming it and the --network/--bridge mapping, not a failure: the domain is defined.
 Until commit, the `Target`'s abort (also run on error, Ctrl-C, SIGTERM) deletes every volume
 this run created and undefines the domain if it got defined: nothing stays allocated or defined.
 """
@@ -45,7 +47,7 @@ def libvirt_module() -> Any:
     try:
         import libvirt
     except ImportError:
-        raise V2VError("-o libvirt needs the libvirt Python bindings "
+        raise V2VError("-i libvirt and -o libvirt need the libvirt Python bindings "
                        "(apt-get install python3-libvirt)") from None
     libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
     return libvirt
@@ -233,6 +235,8 @@ class LibvirtOutput(Output):
             raise V2VError(f"-o libvirt: the target host offers no UEFI firmware {OVMF_CODE} "
                            f"for this UEFI guest (it has: {', '.join(loaders) or 'none'})")
         target.domain_xml = build_domain(meta, domain_type=dtype, emulator=emulator)
+        for warning in missing_networks(target.conn, meta, self.uri):
+            log.warning(warning)
         log.debug(f"-o libvirt: domain XML:\n{target.domain_xml}")
         return []
 
@@ -253,3 +257,25 @@ class LibvirtOutput(Output):
             return dtype, doc.findtext("./path"), loaders
         raise V2VError(f"-o libvirt: {self.uri} cannot run {meta.caps.arch} guests "
                        f"(machine {meta.caps.machine})")
+
+
+def missing_networks(conn: Any, meta: TargetMeta, uri: str) -> list[str]:
+    """One warning per NIC whose libvirt network (or, on this host, bridge) does not exist on
+    the target: the domain is defined anyway, but it will not start until the NIC is mapped."""
+    lv = libvirt_module()
+    warnings = []
+    for n in meta.nics:
+        if n.vnet_type == "bridge":
+            if not is_local(uri) or os.path.isdir(f"/sys/class/net/{n.network}/bridge"):
+                continue
+            what = f"bridge {n.network}"
+        else:
+            try:
+                conn.networkLookupByName(n.network)
+                continue
+            except lv.libvirtError:
+                what = f"network {n.network}"
+        warnings.append(f"-o libvirt: {uri} has no {what} for NIC {n.mac}: the guest is "
+                        "defined but will not start until it exists (or map the NIC to one "
+                        "that does with --network IN:OUT or --bridge IN:OUT)")
+    return warnings
