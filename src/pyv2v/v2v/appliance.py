@@ -13,6 +13,7 @@ from typing import Any
 
 from .. import accel, log, process
 from ..errors import V2VError
+from .snapshots import drop_snapshot_roots
 from .types import Inspect
 
 ESP_GUID = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
@@ -50,7 +51,7 @@ class Appliance:
     # Inspection ----------------------------------------------------------------------------
 
     def roots(self) -> list[str]:
-        return list(self.g.inspect_os())
+        return drop_snapshot_roots(self.g, list(self.g.inspect_os()))
 
     def inspect(self, root: str) -> Inspect:
         g = self.g

@@ -27,14 +27,14 @@ from ..errors import (
     V2VError,
     exit_code_for_signal,
 )
-from . import inputs, outputs, pipeline, verifyboot
+from . import inputs, luks, outputs, pipeline, verifyboot
 from .monitor import choose
 from .network import NetworkMap
 from .printsource import print_source
 
 REFERENCE_VERSION = "2.2.0"
 UNSUPPORTED = {
-    "--in-place": 0, "-ip": 1, "-op": 1, "--key": 1,
+    "--in-place": 0, "-ip": 1, "-op": 1,
     "--vddk-libdir": 1, "--vddk-thumbprint": 1, "--password-file": 1,
     "--vmtype": 1, "--no-copy": 0, "--debug-overlays": 0, "--print-estimate": 0,
 }
@@ -108,6 +108,10 @@ def build_parser() -> Parser:
     a("--mac", action="append", default=[], metavar="MAC:network|bridge:OUT",
       help="map one NIC by its MAC; MAC:ip:ADDR[,GW[,LEN[,DNS,…]]] gives it a static address")
     a("--root", default="ask", help="ask | single | first | /dev/… (multi-boot sources)")
+    a("--key", action="append", default=[], metavar="SELECTOR:key:PASS|SELECTOR:file:FILE",
+      help="passphrase of a LUKS device (SELECTOR: /dev/sdaN, its LUKS UUID, or all)")
+    a("--keys-from-stdin", action="store_true",
+      help="read LUKS passphrases from stdin, one per line, for devices no --key selects")
     a("--block-driver", choices=["virtio-blk", "virtio-scsi"], default="virtio-blk")
     a("--bandwidth", metavar="BPS", help="limit the input rate, bits/s (10M = 10 Mibit/s)")
     a("--bandwidth-file", metavar="FILE", help="read the input rate limit from FILE (network "
@@ -214,7 +218,7 @@ def make_plan(ns: argparse.Namespace) -> pipeline.Plan:
                                           format=ns.output_format, allocation=ns.allocation,
                                           options=oo, overwrite=ns.overwrite),
         output_name=ns.output_name, root_choice=ns.root, network=net,
-        block_bus=ns.block_driver,
+        block_bus=ns.block_driver, keys=luks.keys_from_args(ns.key, ns.keys_from_stdin),
         # Plan.bandwidth is the copy's limit in bytes/s: local inputs only (see EPILOG).
         bandwidth=max(1, bps // 8) if bps and not network else None)
 
@@ -243,6 +247,7 @@ def run(argv: list[str]) -> int:
         return EXIT_OK
     if ns.output not in outputs.OUTPUTS:
         outputs.get(ns.output, plan.output_opts)
+    plan.keys.read_stdin(sys.stdin)
     process.install_cancel_handlers()
     monitor = choose(ns.machine_readable is not None, ns.quiet)
     try:

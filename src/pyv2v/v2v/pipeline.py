@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from .. import log
 from ..errors import InternalError, V2VError
 from ..names import RULE, guest_name_problem
-from . import inputs, outputs
+from . import inputs, luks, outputs
 from .appliance import Appliance
 from .convert import converter_for
 from .convert.guest import LibguestfsGuest
@@ -38,6 +38,7 @@ class Plan:
     network: NetworkMap = field(default_factory=NetworkMap)
     block_bus: str = "virtio-blk"
     bandwidth: int | None = None
+    keys: luks.Keys = field(default_factory=luks.Keys)
 
 
 def run(plan: Plan, monitor: Monitor) -> TargetMeta:
@@ -98,6 +99,7 @@ def convert_guest(plan: Plan, disks: Sequence[Disk], nics: tuple[TargetNicPlan, 
     app = Appliance([d.overlay for d in disks])
     try:
         monitor.stage("Inspecting the source")
+        luks.unlock(app.g, plan.keys)
         inspect = choose_root(app, plan.root_choice)
         app.mount(inspect)
         app.check_free_space()
