@@ -1,0 +1,141 @@
+"""What of pyv2v goes into the image: the p2v client and the shared modules it imports (never
+v2v, fleet, media or the test harness), plus the pure-Python distributions it needs that Debian
+12 does not ship new enough (textual, rich and their requirements), copied from the builder's
+own installation by their RECORD files.  lxml comes from Debian (python3-lxml).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata as md
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pyv2v
+
+from ..errors import V2VError
+
+# The p2v client's part of pyv2v (relative to the pyv2v package directory).  The image build
+# imports pyv2v.p2v.cli and pyv2v.p2v.tui.app inside the image and fails if one is missing.
+MODULES = (
+    "__init__.py",
+    "devnames.py",
+    "errors.py",
+    "log.py",
+    "names.py",
+    "nbd.py",
+    "process.py",
+    "ssh.py",
+    "libvirt_xml",
+    "p2v",
+)
+FROM_DEBIAN = {"lxml"}  # python3-lxml in the image
+_REQ = re.compile(r"^\s*([A-Za-z0-9._-]+)\s*(?:\[([^\]]*)\])?\s*([^;]*)(?:;(.*))?$")
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _wanted(marker: str | None, extras: set[str]) -> bool:
+    if not marker:
+        return True
+    wanted = re.findall(r"extra\s*==\s*['\"]([^'\"]+)['\"]", marker)
+    return bool(set(wanted) & extras) if wanted else True
+
+
+def distributions() -> list[md.Distribution]:
+    """The installed distributions p2v needs at run time (pyv2v's own requirements, no extras,
+    and theirs, with the extras they ask for), minus what Debian provides."""
+    todo: list[tuple[str, set[str]]] = [("pyv2v", set())]
+    seen: dict[str, md.Distribution] = {}
+    done: set[tuple[str, str]] = set()
+    while todo:
+        name, extras = todo.pop()
+        key = (_norm(name), ",".join(sorted(extras)))
+        if key in done:
+            continue
+        done.add(key)
+        try:
+            dist = md.distribution(name)
+        except md.PackageNotFoundError:
+            raise V2VError(
+                f"p2v needs the Python package {name}, which is not installed "
+                "here: install pyv2v with its dependencies first"
+            ) from None
+        if _norm(name) != "pyv2v" and _norm(name) not in FROM_DEBIAN:
+            seen[_norm(name)] = dist
+        for req in dist.requires or []:
+            m = _REQ.match(req)
+            if m and _wanted(m.group(4), extras) and _norm(m.group(1)) not in FROM_DEBIAN:
+                sub = {e.strip() for e in (m.group(2) or "").split(",") if e.strip()}
+                todo.append((m.group(1), sub))
+    return [seen[k] for k in sorted(seen)]
+
+
+def _files(dist: md.Distribution) -> list[tuple[Path, str]]:
+    """(absolute source, path relative to site-packages) of a distribution's files."""
+    out = []
+    for f in dist.files or []:
+        rel = str(f)
+        if rel.startswith("..") or "__pycache__" in rel or rel.endswith(".pyc"):
+            continue
+        out.append((Path(str(dist.locate_file(f))), rel))
+    return out
+
+
+def pyv2v_files() -> list[tuple[Path, str]]:
+    base = Path(pyv2v.__file__).parent
+    out = []
+    for item in MODULES:
+        path = base / item
+        if path.is_dir():
+            out += [
+                (p, "pyv2v/" + str(p.relative_to(base)))
+                for p in sorted(path.rglob("*.py"))
+                if "__pycache__" not in p.parts
+            ]
+        else:
+            out.append((path, "pyv2v/" + item))
+    return out
+
+
+def deps_files() -> list[tuple[Path, str]]:
+    files: list[tuple[Path, str]] = []
+    for dist in distributions():
+        files += _files(dist)
+    return sorted(files, key=lambda f: f[1])
+
+
+def deps_digest() -> str:
+    """Hash of the dependency files copied into the cached base (part of its key); pyv2v's
+    own code is not in the base: every media build adds the current code as a layer."""
+    h = hashlib.sha256()
+    for src, rel in deps_files():
+        if src.is_file():
+            h.update(rel.encode() + b"\0" + hashlib.sha256(src.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def _copy(files: list[tuple[Path, str]], site_packages: str) -> None:
+    for src, rel in files:
+        if not src.is_file():
+            continue
+        dst = os.path.join(site_packages, rel)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        shutil.copyfile(src, dst)
+        os.chmod(dst, 0o644)
+
+
+def install_deps(site_packages: str) -> list[str]:
+    """Copy the dependencies into `site_packages` (a host path inside the image tree);
+    returns them as name==version."""
+    _copy(deps_files(), site_packages)
+    return [f"{d.metadata['Name']}=={d.version}" for d in distributions()]
+
+
+def install_pyv2v(site_packages: str) -> None:
+    """Copy the p2v part of pyv2v into `site_packages`."""
+    _copy(pyv2v_files(), site_packages)

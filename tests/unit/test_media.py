@@ -1,0 +1,120 @@
+"""p2v-make-media without building anything: baked settings checked by p2v's own field table,
+the boot-time generator's choice of kernel mode or console UI, the GRUB menu, the payload (the
+p2v part of pyv2v only), and the command's one-line errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pyv2v.errors import V2VError
+from pyv2v.media import aptsource, assemble, imagefiles, payload
+from pyv2v.media.cli import main
+
+
+def test_config_lines_canonical_and_checked() -> None:
+    lines = assemble.config_lines(
+        [
+            ("server", "conv.example.com"),
+            ("p2v.port", "2222"),
+            ("p2v.o", "local"),
+            ("p2v.os", "/srv/out dir"),
+        ]
+    )
+    assert lines == [
+        "p2v.remote.server=conv.example.com",
+        "p2v.remote.port=2222",
+        "p2v.output.type=local",
+        'p2v.output.storage="/srv/out dir"',
+    ]
+    with pytest.raises(V2VError, match="between 1 and 65535"):
+        assemble.config_lines([("p2v.port", "0")])
+    with pytest.raises(V2VError, match="identity key"):
+        assemble.config_lines([("p2v.password", "s3cret")])
+    with pytest.raises(V2VError, match="unknown p2v setting"):
+        assemble.config_lines([("p2v.nope", "1")])
+
+
+def test_baked_config_is_readable_by_p2v(tmp_path: Path) -> None:
+    from pyv2v.p2v import config
+
+    key = tmp_path / "id"
+    key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----\n")
+    tree = tmp_path / "tree"
+    assemble.write_config(tree, [("p2v.server", "10.0.2.2"), ("p2v.name", "web1")], key)
+    conf = tree / imagefiles.CONF.lstrip("/")
+    cfg = config.Config()
+    assert config.apply_cmdline(cfg, config.read_config_file(str(conf))) == []
+    assert (cfg.server, cfg.guestname) == ("10.0.2.2", "web1")
+    assert cfg.identity == f"file://{assemble.IDENTITY}"
+    assert (tree / assemble.IDENTITY.lstrip("/")).stat().st_mode & 0o777 == 0o600
+
+
+def run_generator(tmp_path: Path, cmdline: str, conf: str = "") -> list[str]:
+    gen = tmp_path / "gen.sh"
+    gen.write_text(imagefiles.GENERATOR)
+    (tmp_path / "cmdline").write_text(cmdline + "\n")
+    (tmp_path / "p2v.conf").write_text(conf)
+    out = tmp_path / "out"
+    env = {
+        **os.environ,
+        "PYV2V_PROC_CMDLINE": str(tmp_path / "cmdline"),
+        "PYV2V_P2V_CONF": str(tmp_path / "p2v.conf"),
+    }
+    subprocess.run(["sh", str(gen), str(out)], check=True, env=env)
+    return sorted(os.listdir(out / "multi-user.target.wants"))
+
+
+@pytest.mark.parametrize(
+    ("cmdline", "conf", "units"),
+    [
+        ("quiet", "", ["p2v-console@tty1.service"]),
+        (
+            "quiet console=tty0 console=ttyS0,115200n8",
+            "",
+            ["p2v-console@tty1.service", "p2v-console@ttyS0.service"],
+        ),
+        ("quiet p2v.server=10.0.2.2 console=ttyS0", "", ["p2v-kernel.service"]),
+        ("p2v.remote.server=conv", "", ["p2v-kernel.service"]),
+        ("p2v.server= *", "", ["p2v-console@tty1.service"]),  # empty: no server
+        ("quiet", "p2v.remote.server=conv\n", ["p2v-kernel.service"]),  # baked server
+        ("quiet", "#p2v.remote.server=conv\n", ["p2v-console@tty1.service"]),
+    ],
+)
+def test_generator_picks_kernel_mode_or_console_ui(
+    tmp_path: Path, cmdline: str, conf: str, units: list[str]
+) -> None:
+    assert run_generator(tmp_path, cmdline, conf) == units
+
+
+def test_grub_menu_serial_entry_and_default() -> None:
+    cfg = assemble.grub_cfg("quiet p2v.server=h", serial_default=True)
+    assert "set default=1" in cfg
+    assert "linux /boot/vmlinuz quiet p2v.server=h console=tty0 console=ttyS0,115200n8" in cfg
+    assert "set default=0" in assemble.grub_cfg("quiet", serial_default=False)
+
+
+def test_payload_is_the_p2v_part_only() -> None:
+    rels = {rel for _src, rel in payload.pyv2v_files()}
+    assert "pyv2v/p2v/cli.py" in rels and "pyv2v/p2v/tui/app.py" in rels
+    assert not any(r.startswith(("pyv2v/v2v/", "pyv2v/fleet/", "pyv2v/media/")) for r in rels)
+    names = {d.metadata["Name"].lower() for d in payload.distributions()}
+    assert {"textual", "rich"} <= names and "lxml" not in names and "celery" not in names
+
+
+def test_mirror_from_deb822() -> None:
+    text = "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\n"
+    assert aptsource.from_deb822(text, "bookworm") == "http://mirror.example/debian"
+    assert aptsource.from_deb822(text, "trixie") is None
+
+
+def test_cli_bad_setting_is_one_line_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert main(["-O", str(tmp_path), "--set", "p2v.memory=lots"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "p2v-make-media: error:" in err and "Traceback" not in err
+    assert not any(tmp_path.iterdir())  # nothing written
