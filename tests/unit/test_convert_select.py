@@ -47,8 +47,8 @@ def test_families_table(distro: str, family: type) -> None:
 @pytest.mark.parametrize("change,message", [
     ({"distro": "archlinux", "product_name": "Arch Linux"},
      "converting Arch Linux is not supported: the Linux distribution 'archlinux'"),
-    ({"type": "windows", "distro": "windows", "product_name": "Windows Server 2019"},
-     "converting Windows Server 2019 is not supported: no converter for windows guests"),
+    ({"type": "windows", "distro": "windows", "product_name": "Windows XP", "major": 5,
+      "minor": 1}, r"converting Windows XP \(5.1\) is not supported: the oldest supported"),
     ({"type": "freebsd", "distro": "freebsd", "product_name": ""},
      "converting freebsd is not supported"),
     ({"package_format": "rpm"}, "uses rpm packages, but the debian family converter needs deb"),

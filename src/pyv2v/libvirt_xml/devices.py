@@ -80,6 +80,13 @@ class MemballoonXML(XMLObject):
     model = XMLProperty("./@model")
 
 
+class TpmXML(XMLObject):
+    TAG = "tpm"
+    model = XMLProperty("./@model")
+    backend_type = XMLProperty("./backend/@type")
+    backend_version = XMLProperty("./backend/@version")
+
+
 class CharDeviceXML(XMLObject):
     """`<serial>`/`<console>`: a character device with a guest-side target."""
 

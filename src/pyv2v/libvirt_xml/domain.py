@@ -18,13 +18,14 @@ from .devices import (
     MemballoonXML,
     RngXML,
     SerialXML,
+    TpmXML,
     VideoXML,
 )
-from .model import XMLChild, XMLFlag, XMLObject, XMLProperty
+from .model import XMLChild, XMLChildren, XMLFlag, XMLObject, XMLProperty
 
 __all__ = ["ClockXML", "ConsoleXML", "ControllerXML", "CPUXML", "DevicesXML", "DiskXML",
            "DomainXML", "FeaturesXML", "GraphicsXML", "InputXML", "InterfaceXML",
-           "MemballoonXML", "OSXML", "RngXML", "SerialXML", "VideoXML"]
+           "MemballoonXML", "OSXML", "RngXML", "SerialXML", "TimerXML", "TpmXML", "VideoXML"]
 
 UNITS = {"b": 1, "bytes": 1, "k": 1024, "kib": 1024, "kb": 1000, "m": 1024**2, "mib": 1024**2,
          "mb": 1000**2, "g": 1024**3, "gib": 1024**3, "gb": 1000**3, "t": 1024**4,
@@ -62,11 +63,19 @@ class OSXML(XMLObject):
         return self.firmware == "efi" or self.loader_type == "pflash"
 
 
+class TimerXML(XMLObject):
+    TAG = "timer"
+    name = XMLProperty("./@name")
+    present = XMLProperty("./@present")
+    tickpolicy = XMLProperty("./@tickpolicy")
+
+
 class ClockXML(XMLObject):
     TAG = "clock"
     offset = XMLProperty("./@offset")
     basis = XMLProperty("./@basis")
     adjustment = XMLProperty("./@adjustment", int)
+    timers = XMLChildren("./timer", TimerXML)
 
 
 class FeaturesXML(XMLObject):
@@ -74,6 +83,11 @@ class FeaturesXML(XMLObject):
     acpi = XMLFlag("./acpi")
     apic = XMLFlag("./apic")
     pae = XMLFlag("./pae")
+    hyperv_mode = XMLProperty("./hyperv/@mode")
+    hyperv_relaxed = XMLProperty("./hyperv/relaxed/@state")
+    hyperv_vapic = XMLProperty("./hyperv/vapic/@state")
+    hyperv_spinlocks = XMLProperty("./hyperv/spinlocks/@state")
+    hyperv_spinlocks_retries = XMLProperty("./hyperv/spinlocks/@retries", int)
 
     def names(self) -> list[str]:
         """Every feature element present, including ones not declared here (hyperv, vmport…)."""

@@ -127,6 +127,9 @@ class GuestCaps:
     # The device name the converter wrote into the guest for each disk index ("vda", "vdb"):
     # outputs read these (never recompute them from the bus), so guest and metadata agree.
     target_devs: tuple[str, ...] = ()
+    hyperv: bool = False       # Hyper-V enlightenments (Windows guests)
+    clock: str | None = None   # "localtime" where the guest keeps the RTC in local time
+    tpm: bool = False          # a TPM 2.0 device (the source had one / the OS needs one)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Guest conversion: choose a converter from the inspection and make the guest boot on KVM.
 
-`converter_for(inspect)` returns the converter object (Linux families, later Windows) or raises a
+`converter_for(inspect)` returns the converter object (Linux families, Windows) or raises a
 V2VError naming the unsupported OS.  A converter has ``convert(guest, inspect, opts) -> GuestCaps``.
 """
 
@@ -13,6 +13,7 @@ from ...errors import V2VError
 from ..types import ConvertOptions, GuestCaps, Inspect
 from .guest import Guest
 from .linux import linux_converter_for
+from .windows import windows_converter_for
 
 
 class Converter(Protocol):
@@ -22,6 +23,7 @@ class Converter(Protocol):
 # Operating system type (libguestfs inspect-get-type) → the function choosing its converter.
 OS_TYPES: dict[str, Callable[[Inspect], Converter]] = {
     "linux": linux_converter_for,
+    "windows": windows_converter_for,
 }
 
 

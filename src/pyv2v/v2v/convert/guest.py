@@ -91,6 +91,16 @@ class Guest(ABC):
         `device` is the conversion's own name for it (an inspection mountpoint's device)."""
         return None
 
+    def download(self, path: str, local: str) -> None:
+        """Copy a guest file to a host file (any size)."""
+        with open(local, "wb") as f:
+            f.write(self.read(path))
+
+    def upload(self, local: str, path: str) -> None:
+        """Copy a host file into the guest (any size)."""
+        with open(local, "rb") as f:
+            self.write(path, f.read())
+
     def read_text(self, path: str) -> str:
         return self.read(path).decode("utf-8", errors="replace")
 
@@ -133,6 +143,12 @@ class LibguestfsGuest(Guest):
     def write(self, path: str, data: bytes | str) -> None:
         raw = data.encode() if isinstance(data, str) else data
         self._wrap(f"writing {path}", lambda: self.g.write(path, raw))
+
+    def download(self, path: str, local: str) -> None:
+        self._wrap(f"reading {path}", lambda: self.g.download(path, local))
+
+    def upload(self, local: str, path: str) -> None:
+        self._wrap(f"writing {path}", lambda: self.g.upload(local, path))
 
     def fs_uuid(self, device: str) -> str | None:
         try:

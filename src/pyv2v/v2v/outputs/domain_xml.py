@@ -21,6 +21,8 @@ from ...libvirt_xml.domain import (
     MemballoonXML,
     RngXML,
     SerialXML,
+    TimerXML,
+    TpmXML,
     VideoXML,
 )
 from ..types import TargetMeta
@@ -67,7 +69,16 @@ def build_domain(meta: TargetMeta, *, domain_type: str = "kvm", emulator: str | 
                    nvram_template=OVMF_VARS)
     on = "acpi" in src.features or caps.acpi, "apic" in src.features or caps.acpi
     dom.features.create().set(acpi=on[0], apic=on[1])
-    dom.clock.offset = src.clock if src.clock in ("utc", "localtime") else "utc"
+    if caps.hyperv:  # Windows: the enlightenments virt-v2v writes
+        dom.features.set(hyperv_mode="custom", hyperv_relaxed="on", hyperv_vapic="on",
+                         hyperv_spinlocks="on", hyperv_spinlocks_retries=8191)
+    clock = caps.clock or src.clock
+    dom.clock.offset = clock if clock in ("utc", "localtime") else "utc"
+    if caps.hyperv:
+        for timer in (TimerXML(name="rtc", tickpolicy="catchup"),
+                      TimerXML(name="pit", tickpolicy="delay"), TimerXML(name="hpet", present="no"),
+                      TimerXML(name="hypervclock", present="yes")):
+            dom.clock.append(timer)
     dom.set(on_poweroff="destroy", on_reboot="restart", on_crash="restart")
 
     devices = dom.devices.create()
@@ -93,6 +104,8 @@ def build_domain(meta: TargetMeta, *, domain_type: str = "kvm", emulator: str | 
     if caps.virtio_rng:
         devices.add(RngXML(model="virtio", backend_model="random", backend="/dev/urandom"))
     devices.add(MemballoonXML(model="virtio" if caps.virtio_balloon else "none"))
+    if caps.tpm:
+        devices.add(TpmXML(model="tpm-crb", backend_type="emulator", backend_version="2.0"))
     devices.add(SerialXML(type="pty", target_port=0))
     devices.add(ConsoleXML(type="pty", target_type="serial", target_port=0))
     return to_string(dom.node)

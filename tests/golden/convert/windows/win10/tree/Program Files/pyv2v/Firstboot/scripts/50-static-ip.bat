@@ -1,0 +1,2 @@
+@echo off
+powershell.exe -NoProfile -ExecutionPolicy Bypass -Command "for ($i = 0; $i -lt 60; $i++) { $a = Get-WmiObject Win32_NetworkAdapterConfiguration | Where-Object { $_.MACAddress -eq '52:54:00:12:34:56' }; if ($a) { break }; Start-Sleep 5 }; if ($a) { $a.EnableStatic(@('10.0.0.9'), @('255.255.255.0')) | Out-Null; $a.SetGateways(@('10.0.0.1')) | Out-Null; $a.SetDNSServerSearchOrder(@('10.0.0.2')) | Out-Null; Write-Output 'configured 52:54:00:12:34:56 10.0.0.9/24' } else { Write-Output 'no NIC with MAC 52:54:00:12:34:56' }"

@@ -1,0 +1,2 @@
+@echo off
+pnputil.exe -i -a "%SystemRoot%\Drivers\VirtIO\*.inf"

@@ -1,0 +1,2 @@
+@echo off
+"%SystemRoot%\Drivers\VirtIO\blnsvr.exe" -i

@@ -1,0 +1,2 @@
+@echo off
+powershell.exe -NoProfile -ExecutionPolicy Bypass -Command "for ($i = 0; $i -lt 60; $i++) { $a = Get-WmiObject Win32_NetworkAdapterConfiguration | Where-Object { $_.MACAddress -eq '52:54:00:12:34:56' }; if ($a) { break }; Start-Sleep 5 }; if ($a) { $a.EnableStatic(@('192.168.122.50'), @('255.255.255.0')) | Out-Null; $a.SetGateways(@('192.168.122.1')) | Out-Null; $a.SetDNSServerSearchOrder(@('192.168.122.1')) | Out-Null; Write-Output 'configured 52:54:00:12:34:56 192.168.122.50/24' } else { Write-Output 'no NIC with MAC 52:54:00:12:34:56' }"
