@@ -13,6 +13,7 @@ from typing import Any
 
 from .. import accel, log, process
 from ..errors import V2VError
+from .convert.windows.facts import UNSAFE_ADVICE, bitlocker_devices
 from .snapshots import drop_snapshot_roots
 from .types import Inspect
 
@@ -51,6 +52,11 @@ class Appliance:
     # Inspection ----------------------------------------------------------------------------
 
     def roots(self) -> list[str]:
+        locked = bitlocker_devices(self.g)
+        if locked:
+            raise V2VError(f"the source has BitLocker-encrypted volumes ({', '.join(locked)}), "
+                           "which cannot be read or converted: decrypt them in the guest "
+                           "(manage-bde -off C:) and shut it down cleanly, then convert again")
         return drop_snapshot_roots(self.g, list(self.g.inspect_os()))
 
     def inspect(self, root: str) -> Inspect:
@@ -86,7 +92,14 @@ class Appliance:
                 self.g.mount(dev, mp)
                 self.mounted.append(mp)
             except RuntimeError as e:
-                log.warning(f"could not mount {dev} on {mp}: {e}")
+                if mp != "/":
+                    log.warning(f"could not mount {dev} on {mp}: {e}")
+                elif "unsafe state" in str(e) or "hibernat" in str(e).lower():
+                    raise V2VError(f"{UNSAFE_ADVICE}. Original error: "
+                                   f"{str(e).splitlines()[0]}") from None
+                else:
+                    raise V2VError(f"could not mount the guest's root filesystem {dev}: "
+                                   f"{str(e).splitlines()[0]}") from None
 
     def check_free_space(self) -> None:
         for mp, need in FREE_SPACE_NEEDED.items():
