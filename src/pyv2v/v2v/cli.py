@@ -34,7 +34,7 @@ from .printsource import print_source
 
 REFERENCE_VERSION = "2.2.0"
 UNSUPPORTED = {
-    "--in-place": 0, "-ip": 1, "-op": 1,
+    "--in-place": 0, "-op": 1,
     "--vddk-libdir": 1, "--vddk-thumbprint": 1, "--password-file": 1,
     "--vmtype": 1, "--no-copy": 0, "--debug-overlays": 0, "--print-estimate": 0,
 }
@@ -90,6 +90,8 @@ def build_parser() -> Parser:
     a("-i", dest="input", default="libvirt", help="input mode: " + ", ".join(inputs.INPUTS))
     a("-ic", dest="input_conn", help="input connection URI")
     a("-if", dest="input_format", help="input disk format (-i disk)")
+    a("-ip", dest="input_password", metavar="FILE",
+      help="input password file, first line (-i libvirt -ic esx://… or vpx://…; mode 0600)")
     a("-io", dest="input_options", action="append", default=[], metavar="OPTION[=VALUE]",
       help="input option (-i ova: skip-manifest)")
     a("-it", dest="input_transport", help="input transport (-i vmx: ssh)")
@@ -171,6 +173,9 @@ def check_input_options(ns: argparse.Namespace) -> dict[str, str]:
         raise UsageError(f"-it {ns.input_transport}: -i {ns.input} supports "
                          + (f"only -it {', '.join(cls.transports)}" if cls.transports
                             else "no input transport"))
+    if ns.input_password is not None and not cls.accepts_password:
+        raise UsageError(f"-ip: -i {ns.input} does not use a password file (only -i libvirt "
+                         "with -ic esx://… or vpx://… does)")
     extra: dict[str, str] = {}
     for item in ns.input_options:
         k, _, v = item.partition("=")
@@ -212,7 +217,8 @@ def make_plan(ns: argparse.Namespace) -> pipeline.Plan:
                                        transport=ns.input_transport, extra=extra,
                                        bandwidth=bps if network else None,
                                        bandwidth_file=rate_file,
-                                       allow_external_files=ns.allow_external_files),
+                                       allow_external_files=ns.allow_external_files,
+                                       password_file=ns.input_password),
         output_mode=ns.output,
         output_opts=outputs.OutputOptions(storage=ns.output_storage, conn=ns.output_conn,
                                           format=ns.output_format, allocation=ns.allocation,

@@ -30,6 +30,7 @@ class InputOptions:
     # --allow-external-files: disk images may name backing files, data files and VMDK extents
     # outside their own directory (or json:/protocol backings).  Off: such images are refused.
     allow_external_files: bool = False
+    password_file: str | None = None  # -ip FILE (-i libvirt with esx:// or vpx://)
 
 
 class Input(ABC):
@@ -38,6 +39,7 @@ class Input(ABC):
     accepts_conn = False        # uses -ic URI (e.g. a future -i libvirt); otherwise refused
     network_bandwidth = False   # applies --bandwidth to its own network reads
     transports: tuple[str, ...] = ()  # accepted -it values; otherwise -it is refused
+    accepts_password = False    # uses -ip FILE; otherwise -ip is refused
     io_options: dict[str, str] = {}   # accepted -io KEY[=VALUE] keys → help (into `extra`)
 
     @abstractmethod
