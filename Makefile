@@ -6,7 +6,7 @@ APT_PACKAGES := libguestfs-tools python3-guestfs python3-libnbd python3-hivex py
   nbdkit libnbd-bin qemu-utils qemu-system-x86 ovmf openssh-client openssh-server debootstrap \
   parted fdisk dosfstools e2fsprogs libvirt-clients libvirt-daemon libvirt-daemon-driver-qemu \
   linux-image-amd64 xz-utils tmux \
-  python3-venv python3-dev libxml2-utils virt-v2v sudo lvm2 virt-p2v libgtk-3-0 \
+  python3-venv python3-dev libxml2-utils virt-v2v sudo lvm2 btrfs-progs virt-p2v libgtk-3-0 \
   redis-server python3-celery python3-redis python3-yaml libhivex-bin
 export LIBGUESTFS_BACKEND ?= direct
 export PYV2V_FIXTURE_CACHE ?= /var/cache/pyv2v/fixtures

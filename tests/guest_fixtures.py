@@ -47,6 +47,18 @@ def debian12_netnames() -> Path:
     return _image("debian12-netnames")
 
 
+@pytest.fixture(scope="session")
+def debian13_btrfs() -> Path:
+    """Debian 13: btrfs root (@, @home, @snapshots + a snapshot), by-id root, ens192 (ifupdown)."""
+    return _image("debian13-btrfs")
+
+
+@pytest.fixture(scope="session")
+def debian11_luks() -> Path:
+    """Debian 11: LUKS2 root with a keyfile in the initramfs, plain /boot, ens160 (netplan)."""
+    return _image("debian11-luks")
+
+
 BootFn = Callable[..., bootcheck.BootResult]
 
 

@@ -1,0 +1,104 @@
+"""End to end: Linux guests as they really are (issue 14), each converted once and booted on virtio.
+
+- debian13-btrfs: btrfs root in subvolumes with a snapper snapshot (must not count as a second
+  OS), every filesystem named /dev/disk/by-id/… in fstab and on the kernel command line
+  (rewritten to UUID or the guest cannot boot on virtio), `ens192` by ifupdown, no net.ifnames=0.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lxml import etree
+from v2v_fixtures import Conversion, sha256
+from v2v_helpers import V2V, assert_one_line_error, run_v2v
+
+pytestmark = [pytest.mark.slow]
+
+PASSPHRASE = "pyv2v luks passphrase"       # recipes/debian11-luks.toml
+SNAPSHOT_ROOT = "btrfsvol:/dev/sda2/@snapshots/1/snapshot"
+
+
+def _convert(source: Path, out: Path, name: str, *extra: str, stdin: str | None = None
+             ) -> Conversion:
+    before = sha256(source)
+    res = subprocess.run([V2V, "-i", "disk", str(source),
+                          "-on", name, "-o", "local", "-os", str(out), *extra],
+                         input=stdin, capture_output=True, text=True, timeout=1800,
+                         check=False)
+    print(f"\nv2v {name}: rc={res.returncode}\n{res.stdout}\n{res.stderr[-3000:]}")
+    return Conversion(source, out, list(extra), res.returncode, res.stdout, res.stderr, 0.0,
+                      before, sha256(source))
+
+
+@pytest.fixture(scope="module")
+def converted_btrfs(debian13_btrfs: Path, tmp_path_factory: pytest.TempPathFactory
+                    ) -> Conversion:
+    out = tmp_path_factory.mktemp("v2v-btrfs")
+    return _convert(debian13_btrfs, out, "deb13btrfs")
+
+
+@pytest.fixture(scope="module")
+def converted_luks(debian11_luks: Path, tmp_path_factory: pytest.TempPathFactory
+                   ) -> Conversion:
+    out = tmp_path_factory.mktemp("v2v-luks")
+    return _convert(debian11_luks, out, "deb11luks", "--keys-from-stdin",
+                    stdin=PASSPHRASE + "\n")
+
+
+def _mac(c: Conversion, name: str) -> str:
+    root = etree.parse(str(c.outdir / f"{name}.xml")).getroot()
+    return str(root.find("./devices/interface/mac").get("address"))
+
+
+def _guest(disk: Path, passphrase: str | None = None) -> Iterator[Any]:
+    """The converted disk read back through libguestfs (read-only: writes go to a throwaway
+    overlay), its root and /boot mounted."""
+    import guestfs
+
+    g = guestfs.GuestFS(python_return_dict=True)
+    g.add_drive_opts(str(disk), format="raw", readonly=True)
+    g.launch()
+    try:
+        if passphrase:
+            g.cryptsetup_open("/dev/sda2", passphrase, "readback")
+        root = g.inspect_os()[0]
+        for mp, dev in sorted(g.inspect_get_mountpoints(root).items(), key=lambda kv: len(kv[0])):
+            g.mount_ro(dev, mp)
+        yield g
+    finally:
+        g.close()
+
+
+# debian13-btrfs ----------------------------------------------------------------------------
+
+def test_btrfs_converts_ignoring_the_snapshot(converted_btrfs: Conversion) -> None:
+    c = converted_btrfs
+    assert c.rc == 0, c.stderr[-2000:]
+    assert c.sha_before == c.sha_after
+    assert f"Ignoring {SNAPSHOT_ROOT}" in c.stdout + c.stderr
+    assert "operating systems" not in c.stderr and "Traceback" not in c.stderr
+
+
+def test_btrfs_by_id_names_rewritten(converted_btrfs: Conversion) -> None:
+    """Every by-id name became UUID= (fstab and the kernel command line); the boot below is the
+    proof that the result is right: virtio disks have no such by-id names."""
+    out = converted_btrfs.stdout
+    by_id = "/dev/disk/by-id/scsi-36000c29d4a5e1b7c2f3a8e9b0c1d2e3f"
+    assert f"name {by_id}-part1 with UUID=" in out and "in /etc/fstab" in out
+    line = next(ln for ln in out.splitlines() if f"{by_id}-part2 with UUID=" in ln)
+    assert line.endswith("in /etc/fstab, /boot/grub/grub.cfg"), line
+    assert "Pinned network interface names: ens192=" in out
+
+
+@pytest.mark.boot
+def test_btrfs_boots_on_virtio_with_ens192(converted_btrfs: Conversion, boot: Any) -> None:
+    assert converted_btrfs.rc == 0
+    res = boot(converted_btrfs.outdir / "deb13btrfs-sda", bus="virtio-blk",
+               nic_model="virtio-net-pci", mac=_mac(converted_btrfs, "deb13btrfs"))
+    assert res.outcome == "login", f"see {res.console_log}"
+    assert res.up_interfaces.get("ens192") == "10.0.2.15", f"{res.markers}; {res.console_log}"
