@@ -29,7 +29,7 @@ from pyv2v_harness.esx_datastore import DatastoreServer
 pytestmark = [pytest.mark.slow]
 
 NAME = "deb12esx"
-PASSWORD = "esx-s3cret-Pw"
+PASSWORD = 'esx s3cret "Pw\\'  # quotes and a backslash: curl -K quoting
 # As libvirt's ESX driver emits a VM (esx_vmx.c: type vmware, lsilogic SCSI, a bridge NIC named
 # after the port group, vmware:datacenterpath); test:runstate (5 = shut off) is for the test
 # driver, which drops the vmware: element.
@@ -149,7 +149,8 @@ def test_esx_source_reads_the_datastore(
         sock = disk.location.split("socket=", 1)[1]
         workdir = os.path.dirname(sock)
         assert os.stat(workdir).st_mode & 0o777 == 0o700
-        assert os.stat(os.path.join(workdir, "password")).st_mode & 0o777 == 0o600
+        assert os.stat(os.path.join(workdir, "curl0.conf")).st_mode & 0o777 == 0o600
+        assert os.stat(os.path.join(workdir, "cookie0.sh")).st_mode & 0o777 == 0o700
         for pid in filter(str.isdigit, os.listdir("/proc")):  # never in any argv
             try:
                 assert PASSWORD.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -166,6 +167,7 @@ def test_esx_source_reads_the_datastore(
         h.shutdown()
     finally:
         process.cleanup_all()
+    assert datastore.cookie_requests > 0  # nbdkit read with the session cookie
     paths = [r.path.split("?")[0] for r in datastore.requests]
     assert paths[0] == f"/folder/deb12/{vmware.NAME}.vmdk"  # the descriptor first
     assert all(

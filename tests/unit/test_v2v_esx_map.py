@@ -101,3 +101,13 @@ def test_set_nbd_socket() -> None:
     assert disk.find("source/host").get("socket") == "/run/x/disk0.sock"  # type: ignore[union-attr]
     assert disk.find("driver").get("type") == "raw"  # type: ignore[union-attr]
     assert disk.find("target").get("dev") == "sda"  # type: ignore[union-attr]
+
+
+def test_curl_config_quotes_the_password() -> None:
+    uri = esx_map.parse_uri("esx://root@esxi/?no_verify=1")
+    text = esx_map.curl_config(uri, 'a"b\\c', "https://esxi/folder/x?dcPath=d&dsName=s")
+    assert 'user = "root:a\\"b\\\\c"' in text.splitlines()
+    assert "insecure" in text.splitlines() and 'proto = "=https"' in text
+    assert esx_map.cookie_script("/tmp/x y/curl0.conf").startswith(
+        "#!/bin/sh -\ncurl -K '/tmp/x y/curl0.conf' | sed"
+    )

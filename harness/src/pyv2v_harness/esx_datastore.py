@@ -3,12 +3,13 @@
 It serves the URL layout VMware's file browser uses (and virt-v2v reads):
 ``GET|HEAD /folder/PATH?dcPath=DC&dsName=DATASTORE`` over HTTPS with a self-signed certificate
 made by `openssl` (CN and subjectAltName 127.0.0.1), HTTP basic auth (401 otherwise), byte
-ranges (206, ``Accept-Ranges: bytes``, as nbdkit's curl plugin requires) and 404 for unknown
-datacenters, datastores or files.  A datastore is a local directory; files are only ever opened
-read-only.  It is not a vSphere SDK (no ``/sdk`` SOAP endpoint): libvirt's ESX driver gets a 404
-there, so tests read the domain metadata from a recorded ESX domain XML (see
-tests/integration/test_v2v_esx_input.py).  Every request is recorded (method, path, status,
-whether the basic-auth header was right) for assertions.
+ranges (206, ``Accept-Ranges: bytes``, as nbdkit's curl plugin requires), a session cookie
+(``vmware_soap_session``) set on each basic-auth answer and accepted instead of it, and 404 for
+unknown datacenters, datastores or files.  A datastore is a local directory; files are only
+ever opened read-only.  It is not a vSphere SDK (no ``/sdk`` SOAP endpoint: libvirt's ESX
+driver gets 501 for its first call), so tests read the domain metadata from a recorded ESX
+domain XML (see tests/integration/test_v2v_esx_input.py).  Every request is recorded (method,
+path, status, authorized) for assertions.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import base64
 import os
 import posixpath
+import secrets
 import ssl
 import subprocess
 import threading
@@ -25,6 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 CHUNK = 1 << 20
+COOKIE = "vmware_soap_session"
 
 
 def make_certificate(directory: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
@@ -77,6 +80,8 @@ class DatastoreServer:
     cert: Path | None = None
     requests: list[Request] = field(default_factory=list)
     bytes_sent: int = 0
+    cookie_requests: int = 0  # requests authorized by the session cookie alone
+    session: str = field(default_factory=lambda: secrets.token_hex(16))
     _httpd: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -116,6 +121,7 @@ class DatastoreServer:
 
 class _Handler(BaseHTTPRequestHandler):
     owner: DatastoreServer
+    set_cookie = False
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms stalls
     server_version = "VMware-datastore-stand-in"
@@ -124,9 +130,19 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _authorized(self) -> bool:
+        """Basic auth (answered with a session cookie, as ESXi does) or that cookie."""
         o = self.owner
         want = base64.b64encode(f"{o.user}:{o.password}".encode()).decode()
-        return self.headers.get("Authorization", "") == f"Basic {want}"
+        if self.headers.get("Authorization", "") == f"Basic {want}":
+            self.set_cookie = True
+            return True
+        self.set_cookie = False
+        cookie = f'{COOKIE}="{o.session}"'
+        if cookie in (self.headers.get("Cookie") or ""):
+            with o._lock:
+                o.cookie_requests += 1
+            return True
+        return False
 
     def _file(self) -> Path | None:
         u = urllib.parse.urlsplit(self.path)
@@ -176,6 +192,10 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             status = 206
         self.send_response(status)
+        if self.set_cookie:
+            self.send_header(
+                "Set-Cookie", f'{COOKIE}="{self.owner.session}"; Path=/; HttpOnly; Secure;'
+            )
         self.send_header("Accept-Ranges", "bytes")
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(end - start + 1))

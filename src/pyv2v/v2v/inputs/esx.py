@@ -7,13 +7,15 @@ the `-i libvirtxml` parsing.  Disks: each ``[datastore] folder/guest.vmdk`` (esx
 checked over HTTPS first — its descriptor fetched (a flat ESXi disk: one raw extent; snapshots
 and sparse disks are refused), the extent's HEAD answered 200 — so that a wrong password (401),
 a missing file (404) or an untrusted certificate is one line before any appliance starts; then
-nbdkit's curl plugin serves the extent read-only on a private unix socket.  The password
-reaches nbdkit only as ``password=+FILE``, a 0600 copy in our 0700 work directory; never argv,
-never logs.  TLS is verified by default (the system CAs); ``?no_verify=1`` in the -ic URI turns
+nbdkit's curl plugin serves the extent read-only on a private unix socket.  The password is
+never in argv or logs: only in memory and in 0600 files of our 0700 work directory.  TLS is
+verified by default (the system CAs); ``?no_verify=1`` in the -ic URI turns
 verification off for libvirt, our checks and nbdkit alike, as in the reference.  Proxy
 variables are dropped for nbdkit (the reference does so: vCenter is slow enough directly).
-Each request authenticates with HTTP basic auth (the reference renews an ESXi session cookie
-every 25 minutes instead; not done here).  `-it vddk` is refused by cli.py.
+nbdkit authenticates as the reference does, with a session cookie (VMware's sessions expire
+after 30 minutes): its cookie script, renewed every 25 minutes, is `curl --head` with the user
+and password in a 0600 curl config file (`-K`), never on a command line.  `-it vddk` is refused
+by cli.py.
 """
 
 from __future__ import annotations
@@ -41,16 +43,9 @@ from .libvirtxml import source_from_domain
 from .ova_archive import private_tmpdir
 
 DESCRIPTOR_MAX = 64 << 10
-PROXY_VARS = (
-    "https_proxy",
-    "HTTPS_PROXY",
-    "all_proxy",
-    "ALL_PROXY",
-    "no_proxy",
-    "NO_PROXY",
-    "http_proxy",
-    "HTTP_PROXY",
-)
+PROXY_VARS = {
+    v for p in ("http", "https", "all", "no") for v in (f"{p}_proxy", f"{p}_PROXY".upper())
+}
 STATES = {1: "running", 2: "running (blocked)", 3: "paused"}  # refused, as the reference
 
 
@@ -180,7 +175,22 @@ class Https:
         return body, length
 
 
-def _serve(url: str, uri: esx_map.EsxUri, pwfile: str, sock: str) -> None:
+def cookie_script(workdir: str, uri: esx_map.EsxUri, password: str, url: str, i: int) -> str:
+    """A script printing the session cookie a HEAD of `url` sets (nbdkit's cookie-script)."""
+    config = os.path.join(workdir, f"curl{i}.conf")
+    script = os.path.join(workdir, f"cookie{i}.sh")
+    _write_private(config, esx_map.curl_config(uri, password, url), 0o600)
+    _write_private(script, esx_map.cookie_script(config), 0o700)
+    return script
+
+
+def _write_private(path: str, text: str, mode: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
+        f.write(text)
+
+
+def _serve(url: str, uri: esx_map.EsxUri, script: str, sock: str) -> None:
     """nbdkit's curl plugin serving `url` read-only on the unix socket `sock`."""
     argv = [
         "nbdkit",
@@ -191,8 +201,8 @@ def _serve(url: str, uri: esx_map.EsxUri, pwfile: str, sock: str) -> None:
         sock,
         "curl",
         f"url={url}",
-        f"user={uri.user}",
-        f"password=+{pwfile}",
+        f"cookie-script={script}",
+        "cookie-script-renew=1500",
         "protocols=https",
         "timeout=2000",
     ]
@@ -209,11 +219,28 @@ def _serve(url: str, uri: esx_map.EsxUri, pwfile: str, sock: str) -> None:
         try:
             with socket.socket(socket.AF_UNIX) as s:
                 s.connect(sock)
-                return
         except OSError:
             time.sleep(0.1)
+            continue
+        _probe(sock, url)
+        return
     child.terminate()
     raise V2VError(f"-i libvirt: nbdkit did not start serving {url}")
+
+
+def _probe(sock: str, url: str) -> None:
+    """One NBD handshake: the curl plugin opened the URL (its session cookie works)."""
+    import nbd  # Debian python3-libnbd
+
+    h = nbd.NBD()
+    try:
+        h.connect_uri(f"nbd+unix:///?socket={sock}")
+        h.shutdown()
+    except nbd.Error as e:
+        raise V2VError(
+            f"-i libvirt: nbdkit cannot read {url} ({e.string or e}): check the "
+            "session cookie / credentials"
+        ) from None
 
 
 def esx_source(opts: InputOptions) -> Source:
@@ -231,10 +258,6 @@ def esx_source(opts: InputOptions) -> Source:
     dc_path = esx_map.datacenter_path(uri, root)
     https = Https(uri, password)
     workdir = private_tmpdir("pyv2v-esx-")
-    pwfile = os.path.join(workdir, "password")
-    fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
-        f.write(password)
     disks: list[etree._Element] = [
         d for d in root.findall("./devices/disk") if d.get("device", "disk") == "disk"
     ]
@@ -253,6 +276,6 @@ def esx_source(opts: InputOptions) -> Source:
             + (f" ({size / 2**30:.1f} GiB)" if size > 0 else "")
         )
         sock = os.path.join(workdir, f"disk{i}.sock")
-        _serve(url, uri, pwfile, sock)
+        _serve(url, uri, cookie_script(workdir, uri, password, url, i), sock)
         esx_map.set_nbd_socket(disk, sock)
     return source_from_domain(root, opts, what, "/")

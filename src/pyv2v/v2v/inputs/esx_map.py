@@ -1,6 +1,7 @@
 """Pure facts of `-i libvirt -ic esx://… / vpx://…` (no I/O): the -ic URI, the datacenter path,
-each disk's `[datastore] folder/guest.vmdk` as a datastore HTTPS URL, and the VMDK descriptor
-checks.  inputs/esx.py does the talking (libvirt's ESX driver, HTTPS, nbdkit).
+each disk's `[datastore] folder/guest.vmdk` as a datastore HTTPS URL, the VMDK descriptor
+checks, and the curl config and cookie script nbdkit authenticates with.  inputs/esx.py does the
+talking (libvirt's ESX driver, HTTPS, nbdkit).
 
 A datastore file is reached as VMware's file browser serves it, the reference's (virt-v2v
 vCenter.ml) URL layout: ``https://SERVER[:PORT]/folder/PATH?dcPath=DC&dsName=DATASTORE``.  The
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+import shlex
 import urllib.parse
 from dataclasses import dataclass
 
@@ -144,3 +146,28 @@ def set_nbd_socket(disk: etree._Element, socket: str) -> None:
     etree.SubElement(src, "host", transport="unix", socket=socket)
     disk.insert(0, driver)
     disk.insert(1, src)
+
+
+def _curl_quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def curl_config(uri: EsxUri, password: str, url: str) -> str:
+    """A curl config (`curl -K`: the password never on a command line) for a HEAD of `url`."""
+    lines = [
+        f"user = {_curl_quote(f'{uri.user}:{password}')}",
+        f"url = {_curl_quote(url)}",
+        "head",
+        "silent",
+        'proto = "=https"',
+        "max-time = 120",
+    ]
+    return "\n".join(lines + (["insecure"] if uri.no_verify else [])) + "\n"
+
+
+def cookie_script(config: str) -> str:
+    """nbdkit's cookie-script: print the session cookie (`NAME=VALUE`) a HEAD sets."""
+    return (
+        f"#!/bin/sh -\ncurl -K {shlex.quote(config)} | "
+        "sed -ne 's/^Set-Cookie: \\([^;]*\\);.*/\\1/ip'\n"
+    )
