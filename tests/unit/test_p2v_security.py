@@ -57,7 +57,7 @@ def test_uploaded_files_private_and_scrubbed(tmp_path: Path,
     cfg = Config(server="conv", password=SECRET, guestname="g")
     required, optional = wrapper.write_local_files(str(out), cfg, "/tmp/virt-p2v-x", b"<d/>",
                                                    False)
-    assert [os.path.basename(p) for p in optional] == ["dmesg", "p2v-version"]
+    assert [os.path.basename(p) for p in optional] == ["dmesg", "p2v-version", "p2v-features"]
     dmesg = (out / "dmesg").read_text()
     assert "Kernel command line" in dmesg and "p2v.server=conv" in dmesg
     for path in required + optional:

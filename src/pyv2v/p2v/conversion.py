@@ -15,7 +15,8 @@ here); without one the conversion opens its own and closes it at the end.
 remote session's processes get SIGINT); if the remote side is still there after GRACE seconds
 it signals the remote process group (recorded in control.pid), then ends the control ssh (the
 pty hangs up: SIGHUP).  Data ssh processes get SIGHUP, NBD servers SIGTERM; nothing survives.
-A data connection dying mid-run fails the conversion the same way, with its own message.
+A data connection dying mid-run is re-established (transport.py: bounded retries) or, once
+the retries are exhausted, fails the conversion the same way, with its own message.
 """
 
 from __future__ import annotations
@@ -46,15 +47,9 @@ from .events import (
     Status,
 )
 from .hardware import Hardware, find_firmware, find_interfaces
-from .nbd_export import (
-    LISTENERS_COMMAND,
-    SOCKET_FEATURE,
-    DataConn,
-    check_loopback_only,
-    open_data_conn,
-    socket_path,
-)
+from .nbd_export import SOCKET_FEATURE, DataConn, make_remote_dir, open_data_conn, socket_path
 from .session import SSH_FAILED, Session
+from .transport import Transport
 
 GRACE = 10.0  # seconds between ^C and the harder remote kill
 PROGRESS_EVERY = 2.0
@@ -68,6 +63,8 @@ def _pump(stream: IO[str] | None, out: queue.Queue[str | None]) -> None:
 
 
 class Conversion:
+    _transport: Transport  # set when the control connection starts
+
     def __init__(self, cfg: Config, *, hw: Hardware | None = None,
                  session: Session | None = None) -> None:
         self.cfg = cfg
@@ -180,7 +177,7 @@ class Conversion:
         rdir = self.remote_dir = wrapper.remote_dir_name()
         self.emit(LogDir(rdir))
         if sockets:
-            self._make_remote_dir(s, rdir)
+            make_remote_dir(s, rdir)
         for i, disk in enumerate(cfg.disks):
             self._check_cancel()
             self.emit(Status(f"Starting local NBD server and data connection for {disk}"))
@@ -198,30 +195,20 @@ class Conversion:
         self._check_cancel()
         self.emit(Status("Setting up the control connection"))
         if not sockets:
-            self._make_remote_dir(s, rdir, [c.remote_port for c in self._conns])
+            make_remote_dir(s, rdir, [c.remote_port for c in self._conns])
         s.scp(required + optional, rdir)  # all exist locally: one scp session
         self._check_cancel()
         self.emit(Status("Doing conversion"))
+        self._transport = Transport(s, self._conns, cfg.nbd_server, self._tmpdir, self.emit)
         rc, err = self._control_loop(s, rdir)
         self._check_cancel()
         if rc == 0:
-            return Finished(True, 0, "Conversion finished successfully.", rdir)
+            return Finished(True, 0, "Conversion finished successfully."
+                            + self._transport.summary(), rdir)
         if rc == SSH_FAILED:
             raise V2VError(f"control connection failed: {ssh.explain(err, s.target)}")
         return Finished(False, rc, f"virt-v2v failed with exit code {rc} (log: {rdir}/"
                         f"{wrapper.LOG} on the server)", rdir)
-
-    def _make_remote_dir(self, s: Session, rdir: str, tcp_ports: list[int] | None = None) -> None:
-        """Create the private work dir; with TCP forwards, check in the same ssh command that
-        the server listens on them on its loopback only."""
-        cmd = wrapper.mkdir_command(rdir)
-        if tcp_ports:
-            cmd += f" && {{ {LISTENERS_COMMAND}; }}"
-        r = s.run(cmd, what="control connection")
-        if r.rc != 0:
-            raise V2VError(f"cannot create {rdir} on the conversion server: {r.err.strip()}")
-        if tcp_ports:
-            check_loopback_only(r.out, tcp_ports, s.target.host)
 
     def _control_loop(self, s: Session, rdir: str) -> tuple[int, str]:
         argv = ssh.ssh_argv(s.target, wrapper.control_command(rdir), tty=True)
@@ -247,15 +234,13 @@ class Conversion:
                         eof = True
                     else:
                         self.emit(RemoteLine(item))
+                        self._transport.on_line(item)
                     item = lines.get_nowait()
             except queue.Empty:
                 pass
-            if not self._cancel.is_set():
-                for c in self._conns:
-                    if not c.alive():
-                        self._failure = f"conversion failed: {c.why_dead()}"
-                        self.cancel()
-                        break
+            if not self._cancel.is_set() and (failure := self._transport.check()):
+                self._failure = failure  # a dead data connection that could not be resumed
+                self.cancel()
             now = time.monotonic()
             if self._cancel.is_set():
                 cancel_at = cancel_at or now

@@ -34,6 +34,7 @@ from ..errors import V2VError
 from .hardware import check_disk, device_path
 from .physical_xml import target_dev
 from .session import Session
+from .wrapper import mkdir_command
 
 SOCKET_FEATURE = "nbd-unix-socket"  # the server's -i libvirtxml reads NBD unix-socket disks
 LISTENERS_COMMAND = "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null; true"
@@ -201,3 +202,16 @@ def check_loopback_only(text: str, ports: Iterable[int], where: str) -> None:
                            f"{', '.join(exposed)} port {port}, not only on its loopback: set "
                            "GatewayPorts no in its sshd_config (refusing to expose the disk to "
                            "the network)")
+
+
+def make_remote_dir(s: Session, rdir: str, tcp_ports: list[int] | None = None) -> None:
+    """Create the private work dir; with TCP forwards, check in the same ssh command that the
+    server listens on them on its loopback only."""
+    cmd = mkdir_command(rdir)
+    if tcp_ports:
+        cmd += f" && {{ {LISTENERS_COMMAND}; }}"
+    r = s.run(cmd, what="control connection")
+    if r.rc != 0:
+        raise V2VError(f"cannot create {rdir} on the conversion server: {r.err.strip()}")
+    if tcp_ports:
+        check_loopback_only(r.out, tcp_ports, s.target.host)

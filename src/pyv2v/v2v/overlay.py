@@ -5,7 +5,9 @@ opens backing files read-only, so the source disk, whether a local file or an NB
 written.  A remote (NBD) source is first pulled into a local sparse file in one sequential
 `nbdcopy` pass (zero blocks become holes): the appliance then works against local storage instead
 of paying a network round trip per read, which is where the reference p2v path loses most of its
-time.  The directory is removed on exit.
+time.  Raw NBD sources (p2v disks) move only their used ranges (usedmap.py), resumably and
+hashed, and are verified with the client when it supports it (transfer.py).  The directory is
+removed on exit.
 
 `Overlays(source_disks).disks` are the pipeline's per-disk records (`types.Disk`), each with its
 overlay and the source's virtual size filled in.
@@ -22,7 +24,9 @@ from dataclasses import replace
 
 from .. import process
 from ..errors import V2VError
+from . import transfer
 from .types import Disk, SourceDisk
+from .usedmap import Ranges, used_ranges
 
 
 class Overlays:
@@ -40,12 +44,17 @@ class Overlays:
         self._hook = process.on_cleanup(self.close)
         records: list[Disk] = []
         self.prefetched_bytes = 0
+        self.verified_bytes = 0
+        self._notify = notify or (lambda text: None)
+        remote_raw = [d for d in disks if _remote(d.location) and (d.format or "raw") == "raw"]
+        self._ranges = dict(zip((d.index for d in remote_raw), self._map(remote_raw),
+                                strict=True))
         for d in disks:
             path = os.path.join(self.dir, f"overlay{d.index}.qcow2")
             fmt = d.format or "raw"
             backing = d.location
             # json: is a local byte range (a disk inside an OVA's tar): qemu reads it in place
-            if not os.path.isabs(backing) and not backing.startswith("json:"):
+            if _remote(backing):
                 if notify:
                     notify(f"Pulling source disk {d.index + 1}/{len(disks)} from {backing}")
                 backing = self.prefetch(d)
@@ -65,6 +74,15 @@ class Overlays:
     def prefetch(self, d: SourceDisk) -> str:
         """Copy a remote source into a local sparse file (read-only on the source side)."""
         local = os.path.join(self.dir, f"source{d.index}.{d.format or 'raw'}")
+        if d.index in self._ranges:
+            name = d.target_dev or f"disk {d.index + 1}"
+            pulled = transfer.pull(d.location, local, remote_size(d.location),
+                                   self._ranges[d.index], self._notify)
+            self.prefetched_bytes += pulled.moved
+            sock = transfer.socket_of(d.location)
+            if sock and transfer.client_verifies(sock):
+                self.verified_bytes += transfer.verify(sock, name, pulled, self._notify)
+            return local
         if (d.format or "raw") == "raw":
             argv = ["nbdcopy", "--flush", d.location, local]
         else:
@@ -77,6 +95,13 @@ class Overlays:
         self.prefetched_bytes += os.stat(local).st_blocks * 512
         return local
 
+    def _map(self, disks: list[SourceDisk]) -> list[Ranges]:
+        if not disks:
+            return []
+        self._notify("Mapping the used blocks of the remote source disks")
+        return used_ranges([d.location for d in disks],
+                           [remote_size(d.location) for d in disks], self.dir)
+
     @property
     def paths(self) -> list[str]:
         return [d.overlay for d in self.disks]
@@ -84,6 +109,14 @@ class Overlays:
     def close(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
         process.cancel_cleanup(self._hook)
+
+
+def _remote(location: str) -> bool:
+    return not os.path.isabs(location) and not location.startswith("json:")
+
+
+def remote_size(uri: str) -> int:
+    return virtual_size(uri)
 
 
 def virtual_size(image: str) -> int:

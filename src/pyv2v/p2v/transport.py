@@ -1,0 +1,152 @@
+"""The p2v side of the data transport beyond the reference wire: resume and verification.
+
+Resume: when a data connection (the `ssh -R` of one disk) dies during the conversion,
+`Transport.check()` re-establishes it: the old ssh and NBD server are stopped, the stale
+server-side socket is removed (sshd does not unlink it, and a new forward cannot bind over it),
+and `open_data_conn` runs again for the same socket path, with exponential backoff, each
+attempt reported as a Status event; RETRIES attempts in all until the connection has stayed
+up STABLE seconds (so a link that dies again at once still runs out).  The server's pull
+reconnects to the same socket and continues where it was (v2v/transfer.py).  Only unix-socket
+forwards (pyv2v servers) are resumed: a stock server's TCP port would change.  The control
+connection is not resumable: its loss ends the remote conversion (the session gets SIGHUP).
+
+Verify (PROTOCOL.md §8): p2v announces `verify` in REMOTE_DIR/p2v-features.  When the server
+prints VERIFY_RE's line, a thread fetches the chunk list it names, hashes the same chunks read
+directly from this machine's disk (not through the NBD server and tunnel being checked), and
+uploads the sha256 list as SOCKET.sums (written as .part, then renamed).  The server compares
+and prints "Verified N GiB of DISK"; `verified` sums those for the final summary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shlex
+import threading
+import time
+from collections.abc import Callable
+
+from .. import log
+from ..errors import V2VError
+from .events import Event, Status
+from .hardware import device_path
+from .nbd_export import DataConn, open_data_conn
+from .session import Session
+
+FEATURES = "verify\n"
+RETRIES = int(os.environ.get("PYV2V_DATA_RETRIES", "5"))
+BACKOFF = 0.5  # seconds before the first attempt; doubles with each attempt
+STABLE = 60.0  # a connection up this long has recovered: its attempts start again from 1
+VERIFY_RE = re.compile(r"Verifying (\S+): asking the client for checksums of \d+ ranges "
+                       r"\((/\S+\.ranges)\)")
+VERIFIED_RE = re.compile(r"Verified (\d+(?:\.\d+)?) GiB of \S+: identical to the source")
+
+
+def checksums(path: str, chunks: list[list[int]]) -> list[str]:
+    """sha256 of each (offset, length) chunk of the local disk `path` (opened read-only)."""
+    out = []
+    with open(path, "rb", buffering=0) as f:
+        for off, n in chunks:
+            data = os.pread(f.fileno(), n, off)
+            if len(data) != n:
+                raise V2VError(f"short read of {path} at offset {off}")
+            out.append(hashlib.sha256(data).hexdigest())
+    return out
+
+
+class Transport:
+    def __init__(self, session: Session, conns: list[DataConn], server: str, tmpdir: str,
+                 emit: Callable[[Event], None]) -> None:
+        self.s = session
+        self.conns = conns
+        self.server = server
+        self.tmpdir = tmpdir
+        self.emit = emit
+        self.verified = 0.0
+        self.attempts: dict[str, int] = {}
+        self.up_since: dict[str, float] = {}
+        self.threads: list[threading.Thread] = []
+
+    def summary(self) -> str:
+        return f" {self.verified:.2f} GiB verified." if self.verified else ""
+
+    # ---- resume ----------------------------------------------------------------------
+    def check(self) -> str | None:
+        """Reopen dead data connections; a failure message once the retries are exhausted.
+        Attempts count across reconnections until a connection stays up STABLE seconds."""
+        for i, c in enumerate(self.conns):
+            if c.alive():
+                continue
+            why = c.why_dead()
+            if c.remote_socket is None:
+                return f"conversion failed: {why}"
+            c.close()
+            if time.monotonic() - self.up_since.get(c.disk, 0.0) >= STABLE:
+                self.attempts[c.disk] = 0
+            new = self._reopen(c, why)
+            if new is None:
+                return f"conversion failed: {why} (reconnection failed {RETRIES} times)"
+            self.conns[i] = new
+            self.up_since[c.disk] = time.monotonic()
+        return None
+
+    def _reopen(self, c: DataConn, why: str) -> DataConn | None:
+        assert c.remote_socket is not None
+        while (attempt := self.attempts.get(c.disk, 0) + 1) <= RETRIES:
+            self.attempts[c.disk] = attempt
+            self.emit(Status(f"Data connection for {c.disk} lost ({why}): reconnecting "
+                             f"({attempt}/{RETRIES})"))
+            time.sleep(BACKOFF * 2 ** (attempt - 1))
+            try:
+                self.s.run(f"rm -f {shlex.quote(c.remote_socket)}", what="data connection")
+                new = open_data_conn(self.s, c.disk, self.server, c.remote_socket)
+                self.emit(Status(f"Data connection for {c.disk} re-established"))
+                return new
+            except V2VError as e:
+                log.debug(f"reconnecting {c.disk}: {e}")
+                why = str(e)
+        return None
+
+    # ---- verify ----------------------------------------------------------------------
+    def on_line(self, line: str) -> None:
+        if m := VERIFIED_RE.search(line):
+            self.verified += float(m.group(1))
+            self.emit(Status(f"{m.group(1)} GiB verified"))
+        elif m := VERIFY_RE.search(line):
+            t = threading.Thread(target=self._answer, args=(m.group(2),), daemon=True,
+                                 name="p2v-verify")
+            t.start()
+            self.threads.append(t)
+
+    def _conn_for(self, ranges_path: str) -> DataConn | None:
+        sock = ranges_path[: -len(".ranges")]
+        return next((c for c in self.conns if c.remote_socket == sock), None)
+
+    def _answer(self, ranges_path: str) -> None:
+        sums_name = os.path.basename(ranges_path[: -len(".ranges")]) + ".sums"
+        reply: dict[str, object]
+        try:
+            conn = self._conn_for(ranges_path)
+            if conn is None:
+                raise V2VError(f"the server asked about an unknown disk ({ranges_path})")
+            r = self.s.run(["cat", ranges_path], what="verification")
+            req = json.loads(r.out)
+            if req.get("algorithm") != "sha256":
+                raise V2VError(f"unsupported checksum {req.get('algorithm')!r}")
+            self.emit(Status(f"Checksumming {len(req['chunks'])} ranges of {conn.disk} "
+                             "for verification"))
+            reply = {"sums": checksums(device_path(conn.disk), req["chunks"])}
+        except (V2VError, OSError, ValueError, KeyError, TypeError) as e:
+            reply = {"error": str(e)}
+        try:
+            local = os.path.join(self.tmpdir, sums_name + ".part")
+            with open(local, "w") as f:
+                json.dump(reply, f)
+            rdir = os.path.dirname(ranges_path)
+            self.s.scp([local], rdir)
+            self.s.run(["mv", f"{rdir}/{sums_name}.part", f"{rdir}/{sums_name}"],
+                       what="verification")
+        except (V2VError, OSError) as e:
+            log.warning(f"could not send the verification checksums: {e}")

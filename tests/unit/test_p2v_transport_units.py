@@ -1,0 +1,107 @@
+"""Transport pieces without an appliance: range arithmetic (usedmap), chunking and the
+verification exchange (transfer.verify against a fake client), p2v's checksums."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from pyv2v.errors import V2VError
+from pyv2v.p2v import transport as p2v_transport
+from pyv2v.v2v import transfer, usedmap
+
+
+def test_intersect_and_coalesce() -> None:
+    assert usedmap.coalesce([(10, 5), (0, 10), (20, 0), (14, 3)]) == [(0, 17)]
+    assert usedmap.intersect([(0, 100), (200, 50)], [(50, 175)]) == [(50, 50), (200, 25)]
+    assert usedmap.intersect([(0, 10)], [(10, 10)]) == []
+
+
+def test_keep_mask_drops_gaps_swap_bodies_and_keeps_head_and_gpt_tail() -> None:
+    mib = 1 << 20
+    parts = [(1 * mib, 10 * mib, False), (20 * mib, 8 * mib, True)]
+    keep = usedmap.keep_mask(64 * mib, parts, gpt=True)
+    assert keep == [(0, 11 * mib), (20 * mib, usedmap.SWAP_HEADER_KEEP), (63 * mib, mib)]
+    assert usedmap.keep_mask(64 * mib, [], gpt=False) == [(0, 64 * mib)]
+
+
+def test_nonzero_ranges_from_qemu_img_map() -> None:
+    text = json.dumps([
+        {"start": 0, "length": 4096, "depth": 1, "present": True, "zero": False, "data": True},
+        {"start": 4096, "length": 8192, "depth": 0, "present": True, "zero": True, "data": False},
+        {"start": 12288, "length": 4096, "depth": 0, "present": True, "zero": False,
+         "data": True},
+    ])
+    assert usedmap.nonzero_ranges(text) == [(0, 4096), (12288, 4096)]
+
+
+def test_chunks_split_ranges() -> None:
+    assert transfer.chunks([(0, 10), (100, 3)], size=4) == [(0, 4), (4, 4), (8, 2), (100, 3)]
+
+
+def test_socket_of() -> None:
+    assert transfer.socket_of("nbd+unix:///?socket=/tmp/virt-p2v-x/sda.sock") == \
+        "/tmp/virt-p2v-x/sda.sock"
+    assert transfer.socket_of("nbd://localhost:1234") is None
+
+
+def _pulled(data: bytes) -> transfer.Pulled:
+    p = transfer.Pulled()
+    for off in range(0, len(data), 4):
+        piece = data[off:off + 4]
+        p.chunks.append((off, len(piece)))
+        p.sums.append(hashlib.sha256(piece).hexdigest())
+        p.moved += len(piece)
+    return p
+
+
+def _client(disk: Path, sock: Path, corrupt: bool = False) -> threading.Thread:
+    def run() -> None:
+        ranges = Path(str(sock) + ".ranges")
+        while not ranges.exists():
+            time.sleep(0.05)
+        req = json.loads(ranges.read_text())
+        sums = p2v_transport.checksums(str(disk), req["chunks"])
+        if corrupt:
+            sums[1] = "0" * 64
+        Path(str(sock) + ".sums").write_text(json.dumps({"sums": sums}))
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+@pytest.mark.parametrize("corrupt", [False, True])
+def test_verify_exchange(tmp_path: Path, corrupt: bool) -> None:
+    data = bytes(range(20))
+    disk = tmp_path / "disk"
+    disk.write_bytes(data)
+    sock = tmp_path / "sda.sock"
+    lines: list[str] = []
+    t = _client(disk, sock, corrupt)
+    if corrupt:
+        with pytest.raises(V2VError, match=r"verification of sda failed: 1 of 5 ranges differ "
+                                           r"from the source, first at offset 4"):
+            transfer.verify(str(sock), "sda", _pulled(data), lines.append, timeout=30)
+    else:
+        assert transfer.verify(str(sock), "sda", _pulled(data), lines.append, timeout=30) == 20
+        assert "Verified 0.00 GiB of sda: identical to the source" in lines[-1]
+    t.join(5)
+    m = p2v_transport.VERIFY_RE.search(lines[0])  # the line the p2v side reacts to
+    assert m and m.group(2) == str(sock) + ".ranges" and m.group(1) == "sda"
+
+
+def test_verify_times_out_without_client(tmp_path: Path) -> None:
+    with pytest.raises(V2VError, match="sent no checksums within 1 s"):
+        transfer.verify(str(tmp_path / "sda.sock"), "sda", _pulled(b"abcd"), print, timeout=1)
+
+
+def test_client_verifies_only_with_the_features_file(tmp_path: Path) -> None:
+    sock = str(tmp_path / "sda.sock")
+    assert not transfer.client_verifies(sock)
+    (tmp_path / transfer.FEATURES_FILE).write_text(p2v_transport.FEATURES)
+    assert transfer.client_verifies(sock)
