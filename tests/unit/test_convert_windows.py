@@ -270,3 +270,46 @@ def test_virtio_win_iso_read_without_mounting(
     )
     assert '<tpm model="tpm-crb">' in domain_for((caps, inspect), tmp_path)  # type: ignore[arg-type]
     assert build_domain  # the same builder -o local and -o libvirt use
+
+
+def test_every_output_mode_gets_the_windows_caps() -> None:
+    from pyv2v.v2v.outputs.kubevirt import manifest
+    from pyv2v.v2v.outputs.qemu import qemu_argv
+    from pyv2v.v2v.types import GuestCaps, Source, SourceDisk, TargetDisk, TargetMeta
+
+    caps = GuestCaps(
+        block_bus="sata",
+        net_bus="e1000",
+        video="vga",
+        machine="q35",
+        arch="x86_64",
+        firmware="uefi",
+        target_devs=("sda",),
+        hyperv=True,
+        clock="localtime",
+        tpm=True,
+    )
+    src = Source(
+        name="w",
+        hypervisor="vmware",
+        memory=2 * 1024**3,
+        vcpus=2,
+        disks=(SourceDisk(0, "/in/w.img", "raw"),),
+    )
+    meta = TargetMeta(
+        name="w",
+        source=src,
+        inspect=None,
+        caps=caps,
+        disks=(TargetDisk("/out/w-sda", "raw", "sda", 1 << 30),),
+        nics=(TargetNicPlan("52:54:00:00:00:09", None, "default"),),
+    )
+    argv = " ".join(qemu_argv(meta, ["-accel", "tcg"]))
+    assert "-rtc base=localtime" in argv and "ide-hd,drive=drive0,bus=ide.0" in argv
+    assert "e1000,netdev=net0" in argv
+    vm = manifest(meta, ["/out/w-sda"])
+    dom = vm["spec"]["template"]["spec"]["domain"]
+    assert dom["features"]["hyperv"]["relaxed"] == {} and "tpm" in dom["devices"]
+    assert dom["devices"]["disks"][0]["disk"]["bus"] == "sata"
+    xml = build_domain(meta)
+    assert '<tpm model="tpm-crb">' in xml and 'bus="sata"' in xml and "hypervclock" in xml

@@ -109,8 +109,11 @@ def manifest(meta: TargetMeta, disk_paths: list[str]) -> dict[str, Any]:
     devices: dict[str, Any] = {}
     if caps.virtio_rng:
         devices["rng"] = {}
-    devices["disks"] = [{"disk": {"bus": "virtio"}, "name": f"disk-{i}"}
+    bus = {"ide": "sata", "sata": "sata", "virtio-scsi": "scsi"}.get(caps.block_bus, "virtio")
+    devices["disks"] = [{"disk": {"bus": bus}, "name": f"disk-{i}"}
                         for i in range(len(disk_paths))]
+    if caps.tpm:
+        devices["tpm"] = {}
     interfaces, networks = [], []
     for i, n in enumerate(meta.nics):
         name = f"net-{i}"
@@ -124,6 +127,8 @@ def manifest(meta: TargetMeta, disk_paths: list[str]) -> dict[str, Any]:
     if interfaces:
         devices["interfaces"] = interfaces
     features: dict[str, Any] = {f: {} for f in ("acpi", "apic") if f in src.features or caps.acpi}
+    if caps.hyperv:
+        features["hyperv"] = {"relaxed": {}, "vapic": {}, "spinlocks": {"spinlocks": 8191}}
     domain: dict[str, Any] = {
         "firmware": {"bootloader": bootloader},
         "machine": {"type": caps.machine},

@@ -32,11 +32,17 @@ def qemu_argv(meta: TargetMeta, accel_args: list[str]) -> list[str]:
         if caps.block_bus == "virtio-scsi":
             argv += ["-drive", f"file={d.path},format={d.format},if=none,id=drive{i}",
                      "-device", f"scsi-hd,drive=drive{i}"]
+        elif caps.block_bus == "sata":  # q35's built-in AHCI ports ide.0 … ide.5
+            argv += ["-drive", f"file={d.path},format={d.format},if=none,id=drive{i}",
+                     "-device", f"ide-hd,drive=drive{i},bus=ide.{i}"]
         else:
             argv += ["-drive", f"file={d.path},format={d.format},if={DRIVE_IF[caps.block_bus]}"]
+    nic = "e1000" if caps.net_bus == "e1000" else "virtio-net-pci"
     for i, n in enumerate(meta.nics):
         argv += ["-netdev", f"user,id=net{i}",
-                 "-device", f"virtio-net-pci,netdev=net{i},mac={n.mac}"]
+                 "-device", f"{nic},netdev=net{i},mac={n.mac}"]
+    if caps.clock == "localtime":
+        argv += ["-rtc", "base=localtime"]
     argv += ["-device", "VGA", "-device", "virtio-rng-pci", "-device", "virtio-balloon",
              "-serial", "stdio"]
     return argv
