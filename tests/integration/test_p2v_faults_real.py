@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,7 +104,8 @@ def test_data_connection_killed_while_v2v_pulls_the_disk(rig: Rig,
     ssh = run.data_ssh_pids()
     assert len(ssh) == 1, tagged(run.tag)
     killed: set[int] = set()
-    while run.proc.poll() is None and not exited_unreaped(run.proc.pid, 0.05):
+    deadline = time.monotonic() + 300
+    while not exited_unreaped(run.proc.pid, 0.05) and time.monotonic() < deadline:
         for pid in set(run.data_ssh_pids()) - killed:
             os.kill(pid, signal.SIGKILL)
             killed.add(pid)
