@@ -3,9 +3,11 @@
 A private redis-server on 127.0.0.1 and real `v2v-fleet worker`s (concurrency 1 each, own
 output dirs), each run converting JOBS copies of the debian12-physical fixture (`-i disk … -o
 local`, read through overlays, so the jobs share one source image), timed from submit to the
-last job done.  Printed as jobs/hour and the 2-worker/1-worker ratio.  On this 2-core TCG machine
-the ceiling is the CPUs: each job's appliance keeps a core busy, so two workers can at best
-double the rate, and the copy/inspection phases then compete for the same disk.
+last job done.  Printed as jobs/hour and the 2-worker/1-worker ratio, with the load average
+before each run (other work on the machine lowers the ratio).  On this 2-core TCG machine the
+ceiling is the CPUs: each job's appliance keeps a core busy (TCG emulation, the initramfs rebuild
+inside it), and qemu-img/nbdkit/the worker need CPU too, so two workers can at best double the
+rate; measured 1.18 (19.3 → 22.8 jobs/hour) with the other helpers' jobs loading the machine.
 """
 
 from __future__ import annotations
@@ -65,8 +67,10 @@ def main() -> int:
     print(f"\nfleet: {JOBS} conversions of debian12-physical (-o local), concurrency 1 per worker")
     rates = {}
     for workers in (1, 2):
+        load = " ".join(f"{x:.1f}" for x in os.getloadavg())
         with tempfile.TemporaryDirectory(dir="/var/tmp", prefix="pyv2v-fleet-bench-") as tmp:
             took = one_run(image, workers, Path(tmp))
+        print(f"  (load average before the run: {load})")
         rates[workers] = JOBS / took * 3600
         print(f"  {workers} worker{'s' if workers > 1 else ' '}: {took:7.1f} s  "
               f"{rates[workers]:6.1f} jobs/hour")

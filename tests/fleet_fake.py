@@ -1,9 +1,15 @@
-"""A stand-in for v2v's pipeline in the fleet's cheap tests ($PYV2V_FLEET_PIPELINE).
+"""A stand-in for v2v's pipeline in the fleet's cheap tests: `v2v-fleet worker --include
+fleet_fake` (with tests/ on PYTHONPATH) imports this module, which sets
+pyv2v.fleet.tasks.PIPELINE — nothing in the product knows about it.
 
-The job's input file (-i disk FILE) is JSON: {"seconds": N, "fail": "message"}.  The fake
-records each start in OUTDIR/runs.log, reports a "Converting" stage, runs a `sleep` child through
-pyv2v.process (as nbdkit would run), stages its output with v2v's real Staging, sleeps N seconds
-(in steps, reporting progress) and commits NAME-sda — or raises V2VError(fail).
+The job's input file (-i disk FILE) is JSON: {"seconds": N, "fail": "message",
+"hold_after_commit": true}.  The fake records each start in OUTDIR/runs.log, reports a
+"Converting" stage, runs a `sleep` child through pyv2v.process (as nbdkit would run), stages its
+output with v2v's real Target/Staging, sleeps N seconds (in steps, reporting progress), tells the
+monitor it is committing (as pipeline.run does) and commits NAME-sda and NAME.xml — or raises
+V2VError(fail).  With hold_after_commit it then reports the stage "Committed, holding" and
+waits there for ever: the fault point where a test kills the worker (after the commit, before
+the outcome is recorded and the message acknowledged).
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from typing import Any
 
 from pyv2v import process
 from pyv2v.errors import V2VError
+from pyv2v.fleet import tasks
+from pyv2v.v2v.outputs.base import FileDestination, Target
 from pyv2v.v2v.outputs.staging import Staging
 
 
@@ -29,7 +37,8 @@ def run(plan: Any, monitor: Any) -> Any:
     if spec.get("fail"):
         raise V2VError(spec["fail"])
     staging = Staging(outdir, name)
-    disk = staging.create(os.path.join(outdir, f"{name}-sda"))
+    dest = FileDestination(staging, os.path.join(outdir, f"{name}-sda"), "raw")
+    target = Target((dest,), staging)
     child = process.spawn(["sleep", "1000"])
     monitor.disk_start(0, 1, 100)
     monitor.stage(f"Converting (child {child.pid})")
@@ -37,9 +46,18 @@ def run(plan: Any, monitor: Any) -> Any:
     for i in range(steps):
         time.sleep(0.1)
         monitor.progress(0, (i + 1) / steps)
-    with open(disk, "w") as f:
+    with open(dest.staged, "w") as f:
         f.write("disk")
+    staging.write_text(os.path.join(outdir, f"{name}.xml"), f"<domain><name>{name}</name>"
+                       "</domain>\n")
     child.terminate()
-    staging.commit()
-    return SimpleNamespace(disks=[SimpleNamespace(path=os.path.join(outdir, f"{name}-sda"),
-                                                  size=4)])
+    monitor.committing(target)
+    target.commit()
+    if spec.get("hold_after_commit"):
+        monitor.stage("Committed, holding")
+        while True:
+            time.sleep(1)
+    return SimpleNamespace(disks=[SimpleNamespace(path=dest.location, size=4)])
+
+
+tasks.PIPELINE = run

@@ -85,14 +85,21 @@ class Fleet:
                               timeout=60, check=check)
 
     def worker(self, name: str, storage: Path, *, concurrency: int = 1,
-               visibility: float = 4.0, env: dict[str, str] | None = None) -> Worker:
+               visibility: float = 4.0, env: dict[str, str] | None = None,
+               fake: bool = False) -> Worker:
+        """A real worker; `fake`: it imports tests/fleet_fake.py (--include), which replaces
+        v2v's pipeline with a fake costing seconds."""
         storage.mkdir(parents=True, exist_ok=True)
-        full, tag = tag_env(self.env(env))
+        extra = dict(env or {})
+        if fake:
+            extra["PYTHONPATH"] = str(Path(__file__).resolve().parent)
+        full, tag = tag_env(self.env(extra))
         log = self.tmp / f"worker-{name}-{len(self.workers)}.log"
         with open(log, "wb") as out:
             proc = subprocess.Popen(
                 [FLEET, "worker", "--name", name, "--output-storage", str(storage),
-                 "--concurrency", str(concurrency), "--visibility-timeout", str(visibility)],
+                 "--concurrency", str(concurrency), "--visibility-timeout", str(visibility),
+                 *(["--include", "fleet_fake"] if fake else [])],
                 env=full, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         w = Worker(name, proc, tag, log, storage)
         self.workers.append(w)

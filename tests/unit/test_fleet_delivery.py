@@ -19,8 +19,6 @@ from redis_fixtures import Fleet, fleet  # noqa: F401 - the fixture
 # (one group, so the tests run back to back and wait for the machine once).
 pytestmark = [pytest.mark.exclusive, pytest.mark.xdist_group("fleet-delivery")]
 
-HERE = Path(__file__).resolve().parent.parent
-FAKE = {"PYV2V_FLEET_PIPELINE": "fleet_fake:run", "PYTHONPATH": str(HERE)}
 
 
 def plan(tmp: Path, jobs: dict[str, dict[str, object]]) -> str:
@@ -44,8 +42,8 @@ def leftovers(*dirs: Path) -> list[str]:
 
 
 def test_bad_input_fails_once_good_job_done(fleet: Fleet, tmp_path: Path) -> None:  # noqa: F811
-    a = fleet.worker("a", tmp_path / "a", env=FAKE)
-    b = fleet.worker("b", tmp_path / "b", env=FAKE)
+    a = fleet.worker("a", tmp_path / "a", fake=True)
+    b = fleet.worker("b", tmp_path / "b", fake=True)
     # "ok" runs longer than the visibility timeout (4 s): its heartbeat keeps it delivered once.
     r = fleet.cli("submit", plan(tmp_path, {"ok": {"seconds": 7},
                                             "bad": {"fail": "disk x: no such file"}}))
@@ -77,8 +75,8 @@ def test_bad_input_fails_once_good_job_done(fleet: Fleet, tmp_path: Path) -> Non
 
 
 def test_kill9_worker_redelivered_exactly_once(fleet: Fleet, tmp_path: Path) -> None:  # noqa: F811
-    w1 = fleet.worker("a", tmp_path / "a", env=FAKE)
-    w2 = fleet.worker("b", tmp_path / "b", env=FAKE)
+    w1 = fleet.worker("a", tmp_path / "a", fake=True)
+    w2 = fleet.worker("b", tmp_path / "b", fake=True)
     assert fleet.cli("submit", plan(tmp_path, {"vm": {"seconds": 8}})).returncode == 0
     fleet.wait(lambda: fleet.job("vm").get("stage", "").startswith("Converting"), 120)
     a, b = (w1, w2) if fleet.job("vm")["worker"] == "pyv2v@a" else (w2, w1)
@@ -92,14 +90,14 @@ def test_kill9_worker_redelivered_exactly_once(fleet: Fleet, tmp_path: Path) -> 
     assert guests == ["vm-sda"] and (b.storage / "vm-sda").exists()
     assert leftovers(b.storage) == []
     assert leftovers(a.storage)          # what the dead worker left …
-    fleet.worker(a.name, a.storage, env=FAKE)
+    fleet.worker(a.name, a.storage, fake=True)
     assert leftovers(a.storage) == []    # … its restart removes
     time.sleep(6)                        # > visibility timeout: nothing is delivered again
     assert runs(a.storage, b.storage) == ["vm", "vm"]
 
 
 def test_cancel_stops_the_job_and_its_children(fleet: Fleet, tmp_path: Path) -> None:  # noqa: F811
-    a = fleet.worker("a", tmp_path / "a", env=FAKE)
+    a = fleet.worker("a", tmp_path / "a", fake=True)
     assert fleet.cli("submit", plan(tmp_path, {"long": {"seconds": 300},
                                                "next": {"seconds": 0}})).returncode == 0
     fleet.wait(lambda: fleet.job("long").get("stage", "").startswith("Converting"), 120)
@@ -120,8 +118,8 @@ def test_duplicate_delivery_waits_for_the_live_holder(fleet: Fleet, tmp_path: Pa
     """A second delivery of a job a live worker holds (its lease) does not convert it again."""
     from pyv2v.fleet.config import QUEUE, TASK_NAME, make_app
 
-    a = fleet.worker("a", tmp_path / "a", env=FAKE)
-    b = fleet.worker("b", tmp_path / "b", env=FAKE)
+    a = fleet.worker("a", tmp_path / "a", fake=True)
+    b = fleet.worker("b", tmp_path / "b", fake=True)
     assert fleet.cli("submit", plan(tmp_path, {"vm": {"seconds": 6}})).returncode == 0
     fleet.wait(lambda: fleet.job("vm").get("stage", "").startswith("Converting"), 120)
     make_app(fleet.url).send_task(TASK_NAME, args=["vm"], task_id=fleet.job("vm")["task"],
@@ -130,3 +128,27 @@ def test_duplicate_delivery_waits_for_the_live_holder(fleet: Fleet, tmp_path: Pa
     time.sleep(3)
     assert runs(a.storage, b.storage) == ["vm"] and fleet.job("vm")["deliveries"] == "1"
     assert os.path.exists(a.storage / "vm-sda") != os.path.exists(b.storage / "vm-sda")
+
+
+def test_killed_after_commit_redelivery_finishes_as_done(fleet: Fleet, tmp_path: Path) -> None:  # noqa: F811
+    """The worker dies after the output was committed, before the outcome was recorded and the
+    message acknowledged (the fake holds right there): the redelivered job recognises its own
+    committed output by commit.py's record and finishes as done — not "guest exists", no
+    second conversion, no duplicate.  Both workers share one output directory (as shared
+    storage would), so a redelivery that converted again would hit the existing guest."""
+    shared = tmp_path / "out"
+    a = fleet.worker("a", shared, fake=True)
+    b = fleet.worker("b", shared, fake=True)
+    spec = {"vm": {"seconds": 1, "hold_after_commit": True}}
+    assert fleet.cli("submit", plan(tmp_path, spec)).returncode == 0
+    fleet.wait(lambda: fleet.job("vm").get("stage") == "Committed, holding", 120)
+    holder, other = (a, b) if fleet.job("vm")["worker"] == "pyv2v@a" else (b, a)
+    assert (shared / "vm-sda").exists() and (shared / "vm.xml").exists()
+    holder.kill9()
+    fleet.wait(lambda: fleet.job("vm").get("state") in ("done", "failed"), 240)
+    job = fleet.job("vm")
+    assert job["state"] == "done", job
+    assert job["worker"] == f"pyv2v@{other.name}" and job["deliveries"] == "2"
+    assert job["stage"] == "done (committed by an earlier delivery)" and int(job["bytes"]) > 0
+    assert runs(shared) == ["vm"]                       # converted once
+    assert sorted(p.name for p in shared.iterdir()) == ["runs.log", "vm-sda", "vm.xml"]

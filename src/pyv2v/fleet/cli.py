@@ -4,7 +4,10 @@
     v2v-fleet status [--json] [--watch S]     queued / running (stage, progress) / done / failed
     v2v-fleet cancel JOB · retry JOB          stop a job (its processes too) · run it again
     v2v-fleet report [--json]                 outcome, duration, bytes written, boot check
-    v2v-fleet worker [--output-storage DIR] [--concurrency N]
+    v2v-fleet worker [--output-storage DIR] [--concurrency N] [--include MODULES]
+
+p2v conversions arriving at a server whose `v2v` sees $PYV2V_FLEET_BROKER are listed too (kind
+p2v, p2vjob.py); they can be cancelled here, and are retried from the p2v client.
 
 The broker is --broker URL, else $PYV2V_FLEET_BROKER (use it for a URL with a password),
 else redis://127.0.0.1:6379/0.  Errors are one line and a non-zero exit (errors.py's table).
@@ -60,6 +63,9 @@ def build_parser() -> Parser:
     w.add_argument("--visibility-timeout", type=float, metavar="SECONDS",
                    help="redeliver a job whose worker is silent this long (default 300)")
     w.add_argument("--name", help="worker name (default pyv2v@HOSTNAME)")
+    w.add_argument("--include", metavar="MODULE[,MODULE]",
+                   help="more Python modules the worker imports (Celery's --include): site "
+                   "hooks, e.g. signal handlers; a module may set pyv2v.fleet.tasks.PIPELINE")
     w.add_argument("--loglevel", default="INFO")
     return p
 
@@ -95,6 +101,12 @@ def cancel(url: str, job_id: str) -> int:
     if job["state"] in TERMINAL:
         raise V2VError(f"job {job_id} has ended already ({job['state']})")
     store.finish(job_id, "cancelled", error="cancelled by the operator")
+    if job.get("kind") == "p2v":
+        # Its v2v on the conversion server checks every few seconds and stops itself
+        # (p2vjob.py): the p2v client reports the conversion as failed.
+        print(f"cancelled {job_id} (p2v conversion on {job.get('server')}: it stops within "
+              "seconds)")
+        return EXIT_OK
     # A running job's pool process gets SIGTERM: v2v's cancel handlers stop its children.
     make_app(url).control.revoke(job["task"], terminate=True, signal="SIGTERM")
     print(f"cancelled {job_id}" + (f" (running on {job['worker']})"
@@ -105,6 +117,9 @@ def cancel(url: str, job_id: str) -> int:
 def retry(url: str, job_id: str) -> int:
     store = Store(url)
     job = _job(store, job_id)
+    if job.get("kind") == "p2v":
+        raise V2VError(f"job {job_id} is a p2v conversion: run it again from the p2v client "
+                       f"({job.get('source')})")
     if job["state"] not in ("failed", "cancelled"):
         raise V2VError(f"job {job_id} is {job['state']}: only failed or cancelled jobs are "
                        "retried")
@@ -150,7 +165,8 @@ def dispatch(ns: argparse.Namespace) -> int:
 
     return worker.run(url, concurrency=ns.concurrency, storage=ns.output_storage, name=ns.name,
                       visibility=ns.visibility_timeout, job_size=int(ns.job_size * 1024**3),
-                      loglevel=ns.loglevel)
+                      loglevel=ns.loglevel,
+                      include=[m for m in (ns.include or "").split(",") if m])
 
 
 def main(argv: list[str] | None = None) -> int:

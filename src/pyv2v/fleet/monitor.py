@@ -2,14 +2,17 @@
 
 It prints what v2v's plain Monitor prints (on the worker's stderr) and records the last stage and
 the overall copy progress (size-weighted over the disks, whole percents, at most about once a
-second) in the job's hash, where `v2v-fleet status` reads them.
+second) in the job's hash, where `v2v-fleet status` reads them; and, just before the output is
+committed, commit.py's record of the files being published.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from ..v2v.monitor import Monitor
+from . import commit
 from .store import Store
 
 
@@ -24,6 +27,10 @@ class FleetMonitor(Monitor):
     def stage(self, text: str) -> None:
         super().stage(text)
         self.store.update(self.job_id, stage=text)
+
+    def committing(self, target: Any) -> None:
+        super().committing(target)
+        self.store.update(self.job_id, commit=commit.record(target))
 
     def disk_start(self, index: int, total: int, size: int) -> None:
         super().disk_start(index, total, size)

@@ -4,7 +4,9 @@ Fields (all strings): id, argv (JSON list: v2v's arguments), state (queued · ru
 failed · cancelled), stage and progress (the Monitor's last event), worker, task (the Celery task
 id of the current attempt), attempts (operator retries + 1), deliveries (times a worker started
 it: > attempts means a redelivery), error (one line), submitted/started/finished (epoch
-seconds), bytes (written to the output), verify (the boot check's result).  A job's lease
+seconds), bytes (written to the output), verify (the boot check's result), commit (commit.py's
+record of the files being published).  p2v jobs (p2vjob.py) add kind, source, guest, server.
+A job's lease
 (``…:lease:ID``, a key with a TTL refreshed by its running worker) says a live worker has it.
 """
 
@@ -79,7 +81,7 @@ class Store:
         """An operator's retry: a new attempt under a new task id, the old outcome cleared."""
         self.r.hincrby(self.key(job_id), "attempts", 1)
         self.update(job_id, state="queued", task=task, stage="", progress="", error="",
-                    started="", finished="", bytes="", worker="")
+                    started="", finished="", bytes="", worker="", commit="")
 
     # Leases ---------------------------------------------------------------------------------
 

@@ -7,13 +7,14 @@ never retried automatically) · cancelled (SIGTERM from `v2v-fleet cancel`: v2v'
 handlers kill the job's children and abort its staging).  The task returns normally in all of
 these, so the message is acknowledged only then; a worker that dies first leaves it to be
 redelivered.  A delivery that finds its job finished, cancelled, superseded by an operator's
-retry, or leased by another live worker (a duplicate) does not convert it again.
-$PYV2V_FLEET_PIPELINE=MODULE:FUNCTION replaces `pipeline.run` (tests, embedding).
+retry, or leased by another live worker (a duplicate) does not convert it again; one that finds
+the commit record of a delivery that died after committing (commit.py) finishes it as done.
+`PIPELINE` is v2v's `pipeline.run` unless a module the worker imports (`v2v-fleet worker
+--include MODULE`, Celery's own option) sets it: the fleet's tests run a fake costing seconds.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import socket
 import time
@@ -22,12 +23,13 @@ from typing import Any
 
 from .. import log, process
 from ..errors import Cancelled, V2VError
+from . import commit
 from .config import TASK_NAME, visibility_timeout
 from .lease import Heartbeat
 from .monitor import FleetMonitor
 from .store import TERMINAL, Store
 
-PIPELINE_ENV = "PYV2V_FLEET_PIPELINE"
+PIPELINE: Callable[[Any, Any], Any] | None = None   # None: v2v's pipeline.run
 
 
 def register(app: Any) -> Any:
@@ -82,6 +84,15 @@ def run_job(store: Store, job: dict[str, str], worker: str,
     monitor = FleetMonitor(store, job_id)
     state, fields = "done", {}
     try:
+        if job.get("commit"):   # an earlier delivery died at or after its commit
+            outcome, size = commit.resolve(job["commit"])
+            if outcome == "done":
+                store.finish(job_id, "done", bytes=size, progress=100,
+                             stage="done (committed by an earlier delivery)")
+                return {"job": job_id, "state": "done", "converted": False}
+            if outcome == "lost":
+                raise V2VError(commit.lost_error(job["commit"], job.get("worker", "?")))
+            store.update(job_id, commit="")
         plan = build_plan(json.loads(job["argv"]), default_storage)
         meta = pipeline_function()(plan, monitor)
         fields = {"bytes": written(meta), "stage": "done", "progress": 100}
@@ -117,14 +128,11 @@ def build_plan(argv: list[str], default_storage: str | None) -> Any:
 
 
 def pipeline_function() -> Callable[[Any, Any], Any]:
-    spec = os.environ.get(PIPELINE_ENV)
-    if not spec:
-        from ..v2v import pipeline
+    if PIPELINE is not None:
+        return PIPELINE
+    from ..v2v import pipeline
 
-        return pipeline.run
-    module, _, name = spec.partition(":")
-    fn: Callable[[Any, Any], Any] = getattr(importlib.import_module(module), name)
-    return fn
+    return pipeline.run
 
 
 def written(meta: Any) -> int:

@@ -27,9 +27,18 @@ def detail(j: dict[str, str]) -> str:
     return j.get("stage", "") if state == "done" else ""
 
 
+def origin(j: dict[str, str]) -> dict[str, object]:
+    """Kind (v2v: a submitted job; p2v: a p2v client's conversion) and, for p2v, where from."""
+    if j.get("kind") != "p2v":
+        return {"kind": "v2v"}
+    return {"kind": "p2v", "source": j.get("source") or None, "guest": j.get("guest") or None,
+            "server": j.get("server") or None}
+
+
 def status_rows(jobs: list[dict[str, str]]) -> list[dict[str, object]]:
     now = time.time()
-    return [{"job": j["id"], "state": j.get("state"), "worker": j.get("worker") or None,
+    return [{"job": j["id"], **origin(j), "state": j.get("state"),
+             "worker": j.get("worker") or None,
              "stage": j.get("stage") or None,
              "progress": int(j["progress"]) if j.get("progress") else None,
              "error": j.get("error") or None, "attempts": int(j.get("attempts") or 1),
@@ -41,16 +50,19 @@ def status_text(jobs: list[dict[str, str]]) -> str:
     now = time.time()
     c = counts(jobs)
     lines = [" · ".join(f"{k} {v}" for k, v in c.items()),
-             f"{'JOB':<24} {'STATE':<10} {'WORKER':<22} {'TIME':>6}  STAGE / ERROR"]
+             f"{'JOB':<24} {'KIND':<4} {'STATE':<10} {'WORKER':<22} {'TIME':>6}  STAGE / ERROR"]
     for j in jobs:
-        lines.append(f"{j['id']:<24} {j.get('state', ''):<10} {j.get('worker') or '-':<22} "
-                     f"{_duration(j, now):>6}  {detail(j)}")
+        kind = "p2v" if j.get("kind") == "p2v" else "v2v"
+        src = f" (from {j.get('source')})" if kind == "p2v" else ""
+        lines.append(f"{j['id']:<24} {kind:<4} {j.get('state', ''):<10} "
+                     f"{j.get('worker') or '-':<22} {_duration(j, now):>6}  {detail(j)}{src}")
     return "\n".join(lines)
 
 
 def report_rows(jobs: list[dict[str, str]]) -> list[dict[str, object]]:
     now = time.time()
-    return [{"job": j["id"], "outcome": j.get("state"), "duration": _duration(j, now),
+    return [{"job": j["id"], **origin(j), "outcome": j.get("state"),
+             "duration": _duration(j, now),
              "bytes_written": int(j["bytes"]) if j.get("bytes") else None,
              "worker": j.get("worker") or None, "attempts": int(j.get("attempts") or 1),
              "deliveries": int(j.get("deliveries") or 0),
@@ -59,11 +71,11 @@ def report_rows(jobs: list[dict[str, str]]) -> list[dict[str, object]]:
 
 
 def report_text(jobs: list[dict[str, str]]) -> str:
-    lines = [f"{'JOB':<24} {'OUTCOME':<10} {'DURATION':>8} {'BYTES':>14}  {'VERIFY-BOOT':<28} "
-             "ERROR"]
+    lines = [f"{'JOB':<24} {'KIND':<4} {'OUTCOME':<10} {'DURATION':>8} {'BYTES':>14}  "
+             f"{'VERIFY-BOOT':<28} ERROR"]
     for r in report_rows(jobs):
         b = r["bytes_written"]
-        lines.append(f"{r['job']:<24} {r['outcome']:<10} {r['duration']:>8} "
+        lines.append(f"{r['job']:<24} {r['kind']:<4} {r['outcome']:<10} {r['duration']:>8} "
                      f"{b if b is not None else '-':>14}  {r['verify_boot']:<28} "
                      f"{r['error'] or ''}")
     return "\n".join(lines)

@@ -6,6 +6,7 @@ CPUs), at least 1; `--concurrency` overrides it.  At startup the worker removes 
 that dead conversions left in its output storage (staging.remove_stale), and while it runs a
 restorer thread returns to the queue every message whose worker stopped beating for the
 visibility timeout (lease.py) — Celery's Redis transport checks that only every ~100 s.
+`--include` modules are imported by the worker (Celery's `include`) before its pool forks.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ def restorer(app: Any, period: float, stop: threading.Event) -> None:
 
 
 def run(url: str, *, concurrency: int | None, storage: str | None, name: str | None,
-        visibility: float | None, job_size: int, loglevel: str = "INFO") -> int:
+        visibility: float | None, job_size: int, loglevel: str = "INFO",
+        include: list[str] | None = None) -> int:
     vt = visibility_timeout(visibility)
     if storage:
         storage = os.path.abspath(storage)
@@ -71,6 +73,7 @@ def run(url: str, *, concurrency: int | None, storage: str | None, name: str | N
                 f"{storage or '(each job its -os)'}; visibility timeout {vt:g} s")
     app = make_app(url, vt)
     app.conf.pyv2v_output_storage = storage
+    app.conf.include = list(include or ())   # imported before the pool forks
     register(app)
     stop = threading.Event()
     threading.Thread(target=restorer, args=(app, min(10.0, max(1.0, vt / 4)), stop),

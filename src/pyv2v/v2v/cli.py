@@ -256,10 +256,13 @@ def run(argv: list[str]) -> int:
     plan.keys.read_stdin(sys.stdin)
     process.install_cancel_handlers()
     monitor = choose(ns.machine_readable is not None, ns.quiet)
-    try:
-        meta = pipeline.run(plan, monitor)
-    finally:
-        monitor.close()
+    from ..fleet import p2vjob  # a p2v run on a fleet's server shows in `v2v-fleet status`
+
+    with p2vjob.track(ns, argv, monitor) as fleet:
+        try:
+            meta = fleet.meta = pipeline.run(plan, fleet.monitor)
+        finally:
+            fleet.monitor.close()
     if ns.verify_boot:
         verifyboot.report(verifyboot.verify(meta.disks, meta.caps, [n.mac for n in meta.nics]))
     return EXIT_OK

@@ -35,6 +35,10 @@ class Monitor:
     def disk_done(self, index: int) -> None:
         self.progress(index, 1.0)
 
+    def committing(self, target: object) -> None:
+        """The output `target` is about to be committed (a fleet job records what it will
+        publish: fleet/commit.py); nothing to show."""
+
     def close(self) -> None:
         pass
 

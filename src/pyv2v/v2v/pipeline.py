@@ -78,6 +78,7 @@ def run(plan: Plan, monitor: Monitor) -> TargetMeta:
 
         monitor.stage("Creating output metadata")
         output.finalize(meta, target)
+        monitor.committing(target)
         target.commit()
     except BaseException:
         target.abort()
