@@ -49,7 +49,7 @@ unit: venv
 	$(VENV)/bin/pytest -q tests/unit
 
 demo: setup
-	$(PY) -m pyv2v_harness.demo
+	$(PY) -m pyv2v_harness.demo $(if $(OUTPUT),--output $(OUTPUT))
 
 bench: setup
 	$(PY) bench/bench.py
