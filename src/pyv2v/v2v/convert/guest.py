@@ -91,6 +91,10 @@ class Guest(ABC):
         `device` is the conversion's own name for it (an inspection mountpoint's device)."""
         return None
 
+    def read_head(self, path: str, size: int) -> bytes:
+        """The first `size` bytes of a guest file (without reading a huge file whole)."""
+        return self.read(path)[:size]
+
     def download(self, path: str, local: str) -> None:
         """Copy a guest file to a host file (any size)."""
         with open(local, "wb") as f:
@@ -143,6 +147,9 @@ class LibguestfsGuest(Guest):
     def write(self, path: str, data: bytes | str) -> None:
         raw = data.encode() if isinstance(data, str) else data
         self._wrap(f"writing {path}", lambda: self.g.write(path, raw))
+
+    def read_head(self, path: str, size: int) -> bytes:
+        return bytes(self._wrap(f"reading {path}", lambda: self.g.pread(path, size, 0)))
 
     def download(self, path: str, local: str) -> None:
         self._wrap(f"reading {path}", lambda: self.g.download(path, local))

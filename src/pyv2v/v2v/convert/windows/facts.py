@@ -132,7 +132,7 @@ def check_not_hibernated(guest: Guest) -> None:
     """Refuse a hibernated guest or one shut down with Fast Startup (hiberfil.sys in use)."""
     for name in (HIBERFIL, "/HIBERFIL.SYS"):
         if guest.is_file(name):
-            head = guest.read(name)[:4].lower()
+            head = guest.read_head(name, 4).lower()
             if head in HIBERNATION_MAGICS:
                 raise V2VError(f"{UNSAFE_ADVICE}. (The guest's {name} holds a hibernation image.)")
 
