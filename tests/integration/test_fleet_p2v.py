@@ -151,3 +151,29 @@ def test_p2v_run_failure_recorded_and_broker_down_is_one_warning(
     job = fleet.job("p2v-badhost-abcd1234")
     assert job["kind"] == "p2v" and job["state"] == "failed" and job["source"] == "unknown"
     assert "missing.img" in job["error"] and "\n" not in job["error"]
+
+
+def test_p2v_run_that_stopped_reporting_is_failed(fleet: Fleet) -> None:  # noqa: F811
+    """A p2v job whose v2v no longer keeps its lease (killed -9, server down) is not shown
+    running for ever: status records it failed with a line saying so."""
+    from pyv2v.fleet.p2vjob import TolerantStore
+
+    store = TolerantStore(fleet.url)
+    fields = {
+        "id": "p2v-gone-abcd1234",
+        "kind": "p2v",
+        "state": "running",
+        "server": "srv9",
+        "pid": "4242",
+        "source": "10.0.0.9",
+        "guest": "gone",
+        "started": "1",
+    }
+    assert store.register("p2v-gone-abcd1234", fields)
+    rows = {r["job"]: r for r in json.loads(fleet.cli("status", "--json").stdout)}
+    assert rows["p2v-gone-abcd1234"]["state"] == "running"  # its lease is alive
+    store.r.delete(store.lease_key("p2v-gone-abcd1234"))  # as if it expired
+    rows = {r["job"]: r for r in json.loads(fleet.cli("status", "--json").stdout)}
+    row = rows["p2v-gone-abcd1234"]
+    assert row["state"] == "failed" and "no word from this p2v conversion" in row["error"]
+    assert "srv9 (pid 4242)" in row["error"]

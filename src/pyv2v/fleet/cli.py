@@ -130,10 +130,24 @@ def retry(url: str, job_id: str) -> int:
     return EXIT_OK
 
 
+def jobs_now(store: Store) -> list[dict[str, str]]:
+    """Every job; a running p2v job whose v2v stopped keeping its lease (killed outright, its
+    server down) is recorded as failed — a later word from it would still win."""
+    jobs = store.all()
+    for j in jobs:
+        if j.get("kind") == "p2v" and j.get("state") == "running" \
+                and store.lease_holder(j["id"]) is None:
+            store.finish(j["id"], "failed", error=f"no word from this p2v conversion's v2v on "
+                         f"{j.get('server')} (pid {j.get('pid')}) for a minute: it was killed "
+                         "or its server went down")
+            j.update(store.get(j["id"]) or {})
+    return jobs
+
+
 def status(url: str, as_json: bool, watch: float | None) -> int:
     store = Store(url)
     while True:
-        jobs = store.all()
+        jobs = jobs_now(store)
         print(view.as_json(view.status_rows(jobs)) if as_json else view.status_text(jobs),
               flush=True)
         if not watch or all(j.get("state") in TERMINAL for j in jobs):
@@ -158,7 +172,7 @@ def dispatch(ns: argparse.Namespace) -> int:
     if ns.command == "retry":
         return retry(url, ns.job)
     if ns.command == "report":
-        jobs = Store(url).all()
+        jobs = jobs_now(Store(url))
         print(view.as_json(view.report_rows(jobs)) if ns.json else view.report_text(jobs))
         return EXIT_OK
     from . import worker

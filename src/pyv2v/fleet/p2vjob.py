@@ -37,7 +37,7 @@ from .store import PREFIX, Store
 
 WORKDIR_RE = re.compile(r"virt-p2v-\d{8}-(?P<suffix>[0-9a-z]{8})")
 BEAT = 3.0  # seconds between lease refreshes / cancel checks
-LEASE = 60  # a p2v job whose v2v has been silent this long is shown as lost
+LEASE = 60  # a p2v job whose v2v has been silent this long is failed by status (cli.jobs_now)
 
 
 class TolerantStore(Store):
