@@ -10,6 +10,8 @@ APT_PACKAGES := libguestfs-tools python3-guestfs python3-libnbd python3-hivex py
   redis-server python3-celery python3-redis python3-yaml libhivex-bin
 export LIBGUESTFS_BACKEND ?= direct
 export PYV2V_FIXTURE_CACHE ?= /var/cache/pyv2v/fixtures
+# p2v boot media (p2v-make-media): ISO for BIOS+UEFI, initramfs packing
+APT_PACKAGES += xorriso grub-pc-bin grub-efi-amd64-bin mtools zstd cpio
 # -i libvirt -ic esx://: nbdkit's cookie script runs curl; the test datastore's cert: openssl
 APT_PACKAGES += curl openssl
 

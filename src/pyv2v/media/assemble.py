@@ -109,7 +109,7 @@ def build_layer(
 def grub_cfg(cmdline: str, serial_default: bool) -> str:
     entry = 'menuentry "{title}" {{\n  linux /boot/vmlinuz {args}\n  initrd /boot/initrd.img\n}}\n'
     return (
-        "set timeout=5\n"
+        "insmod all_video\nset gfxpayload=keep\nset timeout=5\n"
         f"set default={1 if serial_default else 0}\n"
         "if serial --unit=0 --speed=115200; then\n"
         "  terminal_input --append serial\n  terminal_output --append serial\nfi\n"

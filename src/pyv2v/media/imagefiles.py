@@ -97,6 +97,7 @@ TTYReset=yes
 TTYVHangup=yes
 Restart=always
 RestartSec=2
+TimeoutStopSec=5
 """
 
 SHELL_UNIT = """[Unit]
@@ -112,6 +113,9 @@ TTYVHangup=yes
 Restart=always
 RestartSec=1
 Environment=HOME=/root TERM=linux
+# an interactive bash ignores SIGTERM: without this, every poweroff waits 90 s for it
+KillSignal=SIGHUP
+TimeoutStopSec=5
 """
 
 DHCP_NETWORK = """# p2v media: DHCP on every Ethernet link unless ip= on the kernel command line
@@ -169,7 +173,12 @@ LINKS = {f"{_ETC}/{t}.target.wants/{n or os.path.basename(u)}": u for t, u, n in
 LINKS.update(
     {
         f"{_ETC}/{u}": "/dev/null"
-        for u in ("getty@tty1.service", "serial-getty@.service", "console-getty.service")
+        for u in (
+            "getty@tty1.service",
+            "serial-getty@.service",
+            "console-getty.service",
+            "serial-getty@ttyS0.service",
+        )
     }
 )
 

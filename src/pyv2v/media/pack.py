@@ -47,6 +47,7 @@ def _walk_sorted(root: str) -> list[str]:
 def pack(root: str, initrd: Path, listing: Path, epoch: int) -> int:
     """Pack `root` into the zstd newc archive `initrd`; write a sha256 line per regular file
     to `listing` (compare two builds with diff); returns the number of entries."""
+    os.chmod(root, 0o755)  # the archive's "." becomes / (mkdtemp made it 0700)
     names = _walk_sorted(root)
     lines = []
     for rel in names:
@@ -91,6 +92,7 @@ def installed(root: str) -> list[str]:
 def layer(tree: Path, out: Path, epoch: int) -> None:
     """The uncompressed newc archive of `tree`, appended after the base initramfs: the kernel
     unpacks it last, so its files replace the base's."""
+    os.chmod(tree, 0o755)
     names = _walk_sorted(str(tree))
     for rel in names:
         os.utime(tree / rel, (epoch, epoch), follow_symlinks=False)

@@ -166,13 +166,25 @@ def _run_chroot(root: str, argv: list[str], timeout: float = TIMEOUT) -> process
     return process.run(["chroot", root, *argv], env=CHROOT_ENV, timeout=timeout)
 
 
+def _remove_tree(root: str) -> None:
+    """rmtree the staging root, unless something is still mounted below it (a bind mount of
+    the host's /dev must never be deleted through)."""
+    with open("/proc/self/mounts") as f:
+        busy = [ln.split()[1] for ln in f if ln.split()[1].startswith(root + "/")]
+    if busy:
+        log.warning(f"not removing {root}: still mounted: {', '.join(busy)}")
+        return
+    shutil.rmtree(root, ignore_errors=True)
+
+
 def _build(rec: dict[str, object], out: Path, cache: Path) -> dict[str, object]:
     mirror, epoch = str(rec["mirror"]), int(str(rec["epoch"]))
     debs = cache / "debs"
     debs.mkdir(exist_ok=True)
     with ExitStack() as stack:
         root = tempfile.mkdtemp(prefix="pyv2v-media-", dir=cache)
-        stack.callback(shutil.rmtree, root, True)
+        stack.callback(_remove_tree, root)
+        mounts = stack.enter_context(ExitStack())  # closed (unmounted) before the rmtree
         log.message(f"debootstrap {SUITE} from {mirror}")
         process.run(
             [
@@ -195,7 +207,7 @@ def _build(rec: dict[str, object], out: Path, cache: Path) -> dict[str, object]:
             (str(debs), "var/cache/apt/archives", ["--bind"]),
         ):
             process.run(["mount", *opts, src, f"{root}/{dst}"])
-            stack.callback(process.run, ["umount", "-l", f"{root}/{dst}"], check=False)
+            mounts.callback(process.run, ["umount", "-l", f"{root}/{dst}"], check=False)
         with open(f"{root}/usr/sbin/policy-rc.d", "w") as f:
             f.write("#!/bin/sh\nexit 101\n")
         os.chmod(f"{root}/usr/sbin/policy-rc.d", 0o755)
@@ -243,12 +255,12 @@ def _build(rec: dict[str, object], out: Path, cache: Path) -> dict[str, object]:
                 f"/usr/lib/python{pyver}",
             ],
         )
-        os.unlink(f"{root}/usr/sbin/update-initramfs")
+        Path(f"{root}/usr/sbin/update-initramfs").unlink(missing_ok=True)
         _run_chroot(
             root, ["dpkg-divert", "--local", "--rename", "--remove", "/usr/sbin/update-initramfs"]
         )
         os.unlink(f"{root}/usr/sbin/policy-rc.d")
-        stack.close()  # unmount before trimming and packing
+        mounts.close()  # unmount before trimming and packing
         pack.trim(root, kver, DROP_PATHS, DROP_MODULES)
         process.run(["depmod", "-b", root, kver])
         os.symlink("/lib/systemd/systemd", f"{root}/init")
