@@ -3,12 +3,16 @@ its network up.  The same path as `make demo`, with a harder guest: debian12-net
 its NIC as `ens33` (systemd-networkd, static address, predictable names — no net.ifnames=0),
 while the p2v live system (this host) calls the card something else (eth0 here): the converted
 guest's virtio NIC would be ens3-ish, so its network is up only if v2v pinned the guest's own
-name, not physical.xml's live name, to the NIC's MAC."""
+name, not physical.xml's live name, to the NIC's MAC.
+The server runs with a fleet broker configured (a private redis-server), so the same run also
+shows the p2v registration in the fleet's status (fleet/p2vjob.py): sampled while it runs.
+"""
 
 from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
+from redis_fixtures import start_redis
 from v2v_fixtures import sha256
 
 from pyv2v.v2v import verifyboot
@@ -39,6 +44,21 @@ class P2VRun:
     sha_after: str
     remote: dict[str, str] = field(default_factory=dict)
     wrapper_mode: int = 0
+    fleet_job: dict[str, str] = field(default_factory=dict)       # the run's fleet job, at end
+    fleet_seen: list[tuple[str, str, str]] = field(default_factory=list)  # (state, stage, %)
+
+
+def sample_fleet(url: str, seen: list[tuple[str, str, str]], stop: threading.Event) -> None:
+    """Record every change of the p2v job's (state, stage, progress) while the run goes on."""
+    from pyv2v.fleet.store import Store
+
+    store = Store(url)
+    while not stop.wait(0.3):
+        for j in store.all():
+            if j.get("kind") == "p2v":
+                now = (j["state"], j["stage"], j["progress"])
+                if not seen or seen[-1] != now:
+                    seen.append(now)
 
 
 @pytest.fixture(scope="module")
@@ -47,12 +67,21 @@ def p2v_run(debian12_netnames: Path, tmp_path_factory: pytest.TempPathFactory
     source = debian12_netnames
     out = tmp_path_factory.mktemp("p2v-out")
     before = sha256(source)
-    srv = loopback.start_conversion_server(tmp_path_factory.mktemp("p2v-bin"))
+    redis, port = start_redis(tmp_path_factory.mktemp("redis"))
+    url = f"redis://127.0.0.1:{port}/0"
+    srv = loopback.start_conversion_server(tmp_path_factory.mktemp("p2v-bin"),
+                                           env={"PYV2V_FLEET_BROKER": url})
+    seen: list[tuple[str, str, str]] = []
+    stop = threading.Event()
+    sampler = threading.Thread(target=sample_fleet, args=(url, seen, stop), daemon=True)
+    sampler.start()
     try:
         start = time.monotonic()
         res = subprocess.run(demo.p2v_argv(srv, source, out, "p2vtest"),
                              capture_output=True, text=True, timeout=1800)
         took = time.monotonic() - start
+        stop.set()
+        sampler.join(10)
         print(f"\np2v: rc={res.returncode} in {took:.0f} s\n{res.stdout}\n{res.stderr[-3000:]}")
         run = P2VRun(res.returncode, res.stdout, res.stderr, took, out, before,
                      sha256(source))
@@ -63,9 +92,16 @@ def p2v_run(debian12_netnames: Path, tmp_path_factory: pytest.TempPathFactory
             run.remote = {p.name: p.read_text(errors="replace") for p in rdir.iterdir()
                           if p.is_file()}
             run.wrapper_mode = (rdir / "virt-v2v-wrapper.sh").stat().st_mode & 0o777
+        from pyv2v.fleet.store import Store
+
+        run.fleet_job = next((j for j in Store(url).all() if j.get("kind") == "p2v"), {})
+        run.fleet_seen = seen
         yield run
     finally:
+        stop.set()
         srv.stop()
+        redis.terminate()
+        redis.wait(10)
 
 
 def test_p2v_conversion_succeeds_with_live_stage_lines(p2v_run: P2VRun) -> None:
@@ -75,6 +111,18 @@ def test_p2v_conversion_succeeds_with_live_stage_lines(p2v_run: P2VRun) -> None:
                   "Converting Debian", "Copying disk 1/1", "Finishing off"):
         assert stage in p2v_run.stdout, stage
     assert "\x1b[" not in p2v_run.stdout  # no colours when not on a terminal
+
+
+def test_p2v_run_recorded_in_fleet_status(p2v_run: P2VRun) -> None:
+    """A p2v job in the fleet's status: running through the pipeline's stages, then done."""
+    job = p2v_run.fleet_job
+    assert job.get("kind") == "p2v" and job["guest"] == "p2vtest", (job, p2v_run.fleet_seen)
+    assert job["source"] == "127.0.0.1" and job["id"].startswith("p2v-p2vtest-")
+    assert job["state"] == "done" and job["progress"] == "100" and job["error"] == ""
+    assert int(job["bytes"]) > 100 * 1024**2
+    stages = [stage for state, stage, _ in p2v_run.fleet_seen if state == "running"]
+    assert "Inspecting the source" in stages and len(set(stages)) >= 3, p2v_run.fleet_seen
+    assert p2v_run.fleet_seen[-1][0] == "done"
 
 
 def test_source_disk_never_written(p2v_run: P2VRun) -> None:

@@ -147,9 +147,10 @@ SetEnv {' '.join(f'{k}={v}' for k, v in setenv.items())}
     return child, log
 
 
-def start_conversion_server(bindir: Path) -> Server:
-    """A loopback server whose `virt-v2v` is our `v2v`, with libguestfs set up for this host."""
-    env = {"LIBGUESTFS_BACKEND": "direct", **accel.libguestfs_env()}
+def start_conversion_server(bindir: Path, env: dict[str, str] | None = None) -> Server:
+    """A loopback server whose `virt-v2v` is our `v2v`, with libguestfs set up for this host
+    (`env`: more for its sessions, e.g. the fleet's PYV2V_FLEET_BROKER)."""
+    env = {"LIBGUESTFS_BACKEND": "direct", **accel.libguestfs_env(), **(env or {})}
     return start(path=[str(v2v_bin_dir(bindir))] + DEFAULT_PATH, env=env)
 
 
