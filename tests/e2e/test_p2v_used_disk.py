@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.slow]
 
 def nbdkit_reads(tag: str, seen: dict[int, int], stop: threading.Event) -> None:
     """Keep the largest rchar of every nbdkit p2v starts (one per data connection)."""
-    while not stop.wait(0.2):
+    while not stop.wait(0.05):
         for p in tagged(tag):
             pid, _, cmd = p.partition(" ")
             if not cmd.startswith("nbdkit"):
