@@ -27,7 +27,7 @@ from typing import IO
 
 import pytest
 
-WORKER_SAFE = frozenset({"p2v_sshd"})
+WORKER_SAFE = frozenset({"p2v_sshd", "p2v_media_base"})  # media: cached under a file lock
 WORKER_SAFE_MODULES = frozenset({"guest_fixtures.py"})
 SHARED_ON_DISK = frozenset({"converted_local", "converted_uefi"})
 INSTALLED = frozenset({"site-packages", "dist-packages"})  # pytest's own fixtures, plugins'

@@ -7,6 +7,7 @@ overlay), the host's loopback conversion server (our v2v behind sshd) reachable 
   the converted guest boots on virtio with its network up.
 - PXE kernel+initrd (BIOS) and the ISO under UEFI (OVMF) with an unreachable server: p2v
   starts, the failure is on the console and p2v.fail (poweroff) powers the VM off.
+- PXE without a server: the console UI's connection screen on the serial console.
 The live system is built once and cached by its inputs (/var/cache/pyv2v/media).
 """
 
@@ -30,7 +31,7 @@ DONE = "Conversion finished successfully"
 
 
 @pytest.fixture(scope="module")
-def media_base() -> rootfs.Base:
+def p2v_media_base() -> rootfs.Base:
     base = rootfs.ensure_base()
     print(
         f"\nmedia base {base.dir}: initrd {base.initrd.stat().st_size >> 20} MiB, "
@@ -82,13 +83,33 @@ def unreachable_boot(base: rootfs.Base, tmp_path: Path, *, uefi: bool) -> VMResu
 
 @pytest.mark.parametrize("uefi", [False, True], ids=["pxe-bios", "iso-uefi"])
 def test_unreachable_server_runs_p2v_fail(
-    media_base: rootfs.Base, tmp_path: Path, uefi: bool
+    p2v_media_base: rootfs.Base, tmp_path: Path, uefi: bool
 ) -> None:
-    vm = unreachable_boot(media_base, tmp_path, uefi=uefi)
+    vm = unreachable_boot(p2v_media_base, tmp_path, uefi=uefi)
     assert vm.powered_off and vm.rc == 0, f"p2v.fail did not power off; see {vm.console_log}"
     assert "Testing the connection to root@10.0.2.2:1" in vm.text, vm.console_log
     assert "p2v: error: cannot reach conversion server 10.0.2.2:1" in vm.text
     assert "running p2v.fail: poweroff" in vm.text and RUNNING not in vm.text
+
+
+def test_pxe_without_server_shows_the_console_ui(
+    p2v_media_base: rootfs.Base, tmp_path: Path
+) -> None:
+    media = assemble.make(
+        p2v_media_base, tmp_path / "media", identity=None, settings=[], serial=True, iso=False
+    )
+    assert media.pxe is not None
+    cmdline = (media.pxe / "cmdline.txt").read_text().strip()
+    vm = MediaVM(
+        kernel=media.pxe / "vmlinuz",
+        initrd=media.pxe / "initrd.img",
+        append=cmdline,
+        console_log=tmp_path / "console.log",
+    ).run(until="Conversion server", timeout=600)
+    print(f"\nPXE console-UI VM: {vm.seconds} s, seen {vm.seen}")
+    assert "Conversion server" in vm.seen, f"no console UI on ttyS0; see {vm.console_log}"
+    assert "connect to the conversion server" in vm.text
+    assert "login:" not in vm.text
 
 
 @dataclass
@@ -102,7 +123,7 @@ class KernelModeRun:
 
 @pytest.fixture(scope="module")
 def kernel_mode(
-    media_base: rootfs.Base, debian12_physical: Path, tmp_path_factory: pytest.TempPathFactory
+    p2v_media_base: rootfs.Base, debian12_physical: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[KernelModeRun]:
     work = tmp_path_factory.mktemp("media-kernel")
     out = work / "out"
@@ -111,7 +132,7 @@ def kernel_mode(
     srv = loopback.start_conversion_server(work / "bin")
     try:
         media = assemble.make(
-            media_base,
+            p2v_media_base,
             work / "media",
             identity=srv.user_key,
             serial=True,

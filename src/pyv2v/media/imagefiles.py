@@ -91,7 +91,8 @@ Conflicts=getty@%i.service serial-getty@%i.service
 ExecStart=/usr/lib/pyv2v/p2v-console %I
 StandardInput=tty
 StandardOutput=tty
-StandardError=journal
+# Textual draws on stderr: it must be the terminal too
+StandardError=tty
 TTYPath=/dev/%I
 TTYReset=yes
 TTYVHangup=yes
