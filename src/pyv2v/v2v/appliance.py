@@ -13,7 +13,7 @@ from typing import Any
 
 from .. import accel, log, process
 from ..errors import V2VError
-from .convert.windows.facts import UNSAFE_ADVICE, bitlocker_devices
+from .convert.windows.facts import UNSAFE_ADVICE, bitlocker_devices, unsafe_ntfs
 from .snapshots import drop_snapshot_roots
 from .types import Inspect
 
@@ -57,7 +57,12 @@ class Appliance:
             raise V2VError(f"the source has BitLocker-encrypted volumes ({', '.join(locked)}), "
                            "which cannot be read or converted: decrypt them in the guest "
                            "(manage-bde -off C:) and shut it down cleanly, then convert again")
-        return drop_snapshot_roots(self.g, list(self.g.inspect_os()))
+        roots = drop_snapshot_roots(self.g, list(self.g.inspect_os()))
+        unsafe = None if roots else unsafe_ntfs(self.g)
+        if unsafe:
+            raise V2VError(f"{UNSAFE_ADVICE}; if it was not hibernated, run chkdsk /f in the "
+                           f"guest and shut it down fully. Original error: {unsafe}")
+        return roots
 
     def inspect(self, root: str) -> Inspect:
         g = self.g

@@ -155,3 +155,22 @@ def bitlocker_devices(g: Any) -> list[str]:
         if str(fstype).lower() == "bitlocker":
             found.append(str(dev))
     return found
+
+
+def unsafe_ntfs(g: Any) -> str | None:
+    """When inspection found nothing: the first NTFS volume that ntfs-3g refuses even read-only
+    because Windows left it hibernated or unclean (Fast Startup), with ntfs-3g's reason."""
+    for dev, fstype in sorted(g.list_filesystems().items()):
+        if str(fstype) != "ntfs":
+            continue
+        try:
+            g.mount_ro(dev, "/")
+        except RuntimeError as e:
+            msg = str(e)
+            if any(k in msg.lower() for k in ("unsafe state", "hibernat", "unclean",
+                                              "inconsistent")):
+                first = next((x for x in msg.splitlines() if x.strip()), msg)
+                return f"{dev}: {first.strip()}"
+        else:
+            g.umount_all()
+    return None
