@@ -14,6 +14,8 @@ export PYV2V_FIXTURE_CACHE ?= /var/cache/pyv2v/fixtures
 APT_PACKAGES += xorriso grub-pc-bin grub-efi-amd64-bin mtools zstd cpio
 # -i libvirt -ic esx://: nbdkit's cookie script runs curl; the test datastore's cert: openssl
 APT_PACKAGES += curl openssl
+# Windows goldens export hives with hivexregedit; virtio-win ISOs are read with xorriso (above)
+APT_PACKAGES += libwin-hivex-perl
 
 .PHONY: setup apt venv test lint unit demo bench clean
 
