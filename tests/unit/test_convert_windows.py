@@ -313,3 +313,16 @@ def test_every_output_mode_gets_the_windows_caps() -> None:
     assert dom["devices"]["disks"][0]["disk"]["bus"] == "sata"
     xml = build_domain(meta)
     assert '<tpm model="tpm-crb">' in xml and 'bus="sata"' in xml and "hypervclock" in xml
+
+
+def test_bitlocker_found_by_type_or_signature() -> None:
+    from pyv2v.v2v.convert.windows.facts import bitlocker_devices
+
+    class G:
+        def list_filesystems(self) -> dict[str, str]:
+            return {"/dev/sda1": "ntfs", "/dev/sda2": "unknown", "/dev/sdb1": "BitLocker"}
+
+        def pread_device(self, dev: str, n: int, off: int) -> bytes:
+            return (b"\xeb\x58\x90-FVE-FS-" if dev == "/dev/sda2" else b"\xeb\x52\x90NTFS    ")[:n]
+
+    assert bitlocker_devices(G()) == ["/dev/sda2", "/dev/sdb1"]

@@ -57,7 +57,14 @@ class Appliance:
             raise V2VError(f"the source has BitLocker-encrypted volumes ({', '.join(locked)}), "
                            "which cannot be read or converted: decrypt them in the guest "
                            "(manage-bde -off C:) and shut it down cleanly, then convert again")
-        roots = drop_snapshot_roots(self.g, list(self.g.inspect_os()))
+        try:
+            found = list(self.g.inspect_os())
+        except RuntimeError as e:
+            if "hivex" not in str(e).lower():
+                raise
+            raise V2VError("inspection failed reading the guest's Windows registry: a hive is "
+                           f"corrupt ({str(e).splitlines()[0]})") from None
+        roots = drop_snapshot_roots(self.g, found)
         unsafe = None if roots else unsafe_ntfs(self.g)
         if unsafe:
             raise V2VError(f"{UNSAFE_ADVICE}; if it was not hibernated, run chkdsk /f in the "

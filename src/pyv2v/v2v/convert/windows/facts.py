@@ -24,6 +24,7 @@ SYSTEMROOTS = ("/Windows", "/WINDOWS", "/windows", "/WINNT", "/Winnt", "/winnt")
 CURRENT_VERSION = ("Microsoft", "Windows NT", "CurrentVersion")
 CV_NAME = "\\".join(CURRENT_VERSION)
 HIBERFIL = "/hiberfil.sys"
+BITLOCKER = b"-FVE-FS-"  # the volume signature of BitLocker (where NTFS has "NTFS    ")
 HIBERNATION_MAGICS = (b"hibr", b"wake", b"rstr")
 UNSAFE_ADVICE = (
     "unable to mount the disk image for writing. This has probably happened because "
@@ -152,7 +153,13 @@ def bitlocker_devices(g: Any) -> list[str]:
     read, so they cannot be converted)."""
     found = []
     for dev, fstype in sorted(g.list_filesystems().items()):
-        if str(fstype).lower() == "bitlocker":
+        kind = str(fstype).lower()
+        if kind == "unknown":  # older blkid: look for the signature at offset 3 ourselves
+            try:
+                kind = "bitlocker" if g.pread_device(dev, 11, 0)[3:11] == BITLOCKER else kind
+            except RuntimeError:
+                continue
+        if kind == "bitlocker":
             found.append(str(dev))
     return found
 
