@@ -31,6 +31,7 @@ from typing import Any
 
 from .. import log, process
 from ..errors import Cancelled, V2VError
+from ..v2v.luks import redact_argv
 from ..v2v.monitor import Monitor
 from .config import BROKER_ENV
 from .store import PREFIX, Store
@@ -117,7 +118,7 @@ def job_fields(workdir: str, argv: list[str]) -> tuple[str, dict[str, str]]:
     return job_id, {
         "id": job_id,
         "kind": "p2v",
-        "argv": json.dumps(argv),
+        "argv": json.dumps(redact_argv(argv)),
         "state": "running",
         "stage": "starting",
         "progress": "",

@@ -108,10 +108,15 @@ def _entry(e: Any, index: int, path: str) -> JobSpec:
 def check_argv(job: JobSpec, path: str = "-") -> None:
     """Build the job's v2v Plan exactly as `v2v` would (and throw it away)."""
     from ..v2v import cli, outputs
+    from ..v2v.luks import redact_argv
 
     for a in job.argv:
         if a.split("=", 1)[0] in NOT_A_CONVERSION:
             raise UsageError(f"plan {path}: job {job.name}: {a} is not a conversion")
+    if "--keys-from-stdin" in job.argv or redact_argv(job.argv) != job.argv:
+        raise UsageError(f"plan {path}: job {job.name}: a LUKS passphrase in a plan would be "
+                         "stored in the broker; use --key SELECTOR:file:FILE (a file on the "
+                         "workers)")
     try:
         ns = cli.parse(job.argv)
         p = cli.make_plan(ns)

@@ -37,6 +37,22 @@ class LuksKey:
         return self.selector in ("all", dev) or (bool(uuid) and self.selector.lower() == uuid)
 
 
+def redact_argv(argv: Sequence[str]) -> list[str]:
+    """`argv` with every `--key SELECTOR:key:PASSPHRASE` passphrase replaced by `***`, for
+    anything that records a command line (the fleet's job store)."""
+    out: list[str] = []
+    after_key = False
+    for a in argv:
+        inline = a.startswith("--key=")
+        if after_key or inline:
+            m = _KEY_RE.match(a[len("--key="):] if inline else a)
+            if m and m.group(2) == "key":
+                a = ("--key=" if inline else "") + f"{m.group(1)}:key:***"
+        after_key = a == "--key"
+        out.append(a)
+    return out
+
+
 def parse_key(spec: str) -> LuksKey:
     """One --key argument → LuksKey (UsageError naming the form on a malformed one)."""
     m = _KEY_RE.match(spec)
