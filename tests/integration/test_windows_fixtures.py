@@ -78,6 +78,8 @@ def windows_guests() -> dict[str, dict[str, Any]]:
         for n in ("win2022", "win-hibernated", "win-dirty"):
             dev = next(d for d in g.list_devices() if disks[d] == n) + "1"
             facts[n]["mount"] = _mount_rw(g, dev)
+        dev = next(d for d in g.list_devices() if disks[d] == "win-bitlocker")
+        facts["win-bitlocker"]["blkid2"] = g.blkid(dev + "2")
         g.shutdown()
         print({n: {k: v for k, v in f.items() if k != "apps"} for n, f in facts.items()})
     finally:
@@ -119,9 +121,12 @@ def test_bad_fixtures_show_their_defect(windows_guests: dict[str, dict[str, Any]
     # (read-only) still finds the guest.
     assert windows_guests["win-hibernated"]["mount"].startswith("read-only"), windows_guests
     assert windows_guests["win-hibernated"].get("type") == "windows"
-    # KNOWN: win-dirty's dirty flag is written to $MFT only, so ntfs-3g refuses the volume as
-    # inconsistent ($MFTMirr does not match $MFT) rather than as Fast Startup.
-    assert windows_guests["win-dirty"]["mount"].startswith("refused"), windows_guests
-    # KNOWN: blkid does not name our BitLocker header ("unknown": no FVE metadata blocks yet).
-    assert set(windows_guests["win-bitlocker"]["filesystems"]) == {"1", "2"}
+    # win-dirty: hibernated (Fast Startup) with the NTFS dirty flag in $MFT and $MFTMirr: a
+    # consistent volume that inspection reads and ntfs-3g will not write.
+    assert windows_guests["win-dirty"].get("type") == "windows", windows_guests
+    assert windows_guests["win-dirty"]["mount"] != "rw", windows_guests
+    # blkid names the BitLocker volume (header + FVE metadata blocks); no filesystem on it.
+    assert windows_guests["win-bitlocker"]["blkid2"]["TYPE"] == "BitLocker"
+    assert windows_guests["win-bitlocker"]["blkid2"]["USAGE"] == "crypto"
+    assert set(windows_guests["win-bitlocker"]["filesystems"]) == {"1"}
     assert "type" not in windows_guests["win-bitlocker"]  # no Windows root is readable

@@ -318,9 +318,18 @@ def test_every_output_mode_gets_the_windows_caps() -> None:
 def test_bitlocker_found_by_type_or_signature() -> None:
     from pyv2v.v2v.convert.windows.facts import bitlocker_devices
 
-    class G:
-        def list_filesystems(self) -> dict[str, str]:
-            return {"/dev/sda1": "ntfs", "/dev/sda2": "unknown", "/dev/sdb1": "BitLocker"}
+    class G:  # as libguestfs: list_filesystems would omit sdb1 (blkid USAGE=crypto)
+        types = {"/dev/sda": "", "/dev/sdb": "", "/dev/sda1": "ntfs", "/dev/sda2": "unknown",
+                 "/dev/sdb1": "BitLocker"}
+
+        def list_devices(self) -> list[str]:
+            return ["/dev/sda", "/dev/sdb"]
+
+        def list_partitions(self) -> list[str]:
+            return ["/dev/sda1", "/dev/sda2", "/dev/sdb1"]
+
+        def vfs_type(self, dev: str) -> str:
+            return self.types[dev]
 
         def pread_device(self, dev: str, n: int, off: int) -> bytes:
             return (b"\xeb\x58\x90-FVE-FS-" if dev == "/dev/sda2" else b"\xeb\x52\x90NTFS    ")[:n]

@@ -203,6 +203,8 @@ def build(r: WinRecipe, image: Path) -> dict[str, Any]:
             if r.bad == "bitlocker":
                 g.zero_device("/dev/sda2")
                 g.pwrite_device("/dev/sda2", ntfsraw.bitlocker_header(), 0)
+                for at in ntfsraw.BITLOCKER_METADATA_OFFSETS:
+                    g.pwrite_device("/dev/sda2", ntfsraw.bitlocker_metadata_block(), at)
             g.shutdown()
         except RuntimeError as e:
             raise V2VError(f"building the Windows fixture {r.name} failed: {e}") from e

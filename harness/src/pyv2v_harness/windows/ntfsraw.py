@@ -18,22 +18,23 @@ VOLUME_IS_DIRTY = 0x0001
 BITLOCKER_GUID = uuid.UUID("4967d63b-2e29-4ad8-8399-f6a339e3d001")
 
 
-def _mft_record3(g: Any, dev: str) -> tuple[int, int, int]:
-    """(byte offset of $Volume's MFT record, record size, bytes per sector)."""
+def _mft_record3(g: Any, dev: str) -> tuple[tuple[int, int], int, int]:
+    """(byte offsets of $Volume's record in $MFT and in $MFTMirr, record size, bytes/sector).
+    $MFTMirr holds a copy of records 0-3; ntfs-3g refuses a volume whose copies differ."""
     boot: bytes = g.pread_device(dev, 512, 0)
     if boot[3:11] != b"NTFS    ":
         raise ValueError(f"{dev} is not NTFS")
     bps, spc = struct.unpack_from("<HB", boot, 0x0B)
-    mft_lcn = struct.unpack_from("<q", boot, 0x30)[0]
+    mft_lcn, mirr_lcn = struct.unpack_from("<qq", boot, 0x30)
     cpr = struct.unpack_from("<b", boot, 0x40)[0]
     cluster = bps * spc
     rec_size = cluster * cpr if cpr > 0 else 1 << -cpr
-    return mft_lcn * cluster + 3 * rec_size, rec_size, bps
+    return (mft_lcn * cluster + 3 * rec_size, mirr_lcn * cluster + 3 * rec_size), rec_size, bps
 
 
 def set_ntfs_dirty(g: Any, dev: str) -> None:
     """Set VOLUME_IS_DIRTY in the NTFS volume `dev` (unmounted)."""
-    off, size, bps = _mft_record3(g, dev)
+    (off, mirror), size, bps = _mft_record3(g, dev)
     raw = bytearray(g.pread_device(dev, size, off))
     if raw[:4] != b"FILE":
         raise ValueError("MFT record 3 is not a FILE record")
@@ -56,10 +57,24 @@ def set_ntfs_dirty(g: Any, dev: str) -> None:
                     raw[usa_ofs + 2 * i + byte_at % bps - (bps - 2)] = byte
                 else:
                     raw[byte_at] = byte
-            g.pwrite_device(dev, bytes(raw), off)
+            for at in (off, mirror):
+                g.pwrite_device(dev, bytes(raw), at)
             return
         pos += alen
     raise ValueError("no $VOLUME_INFORMATION in $Volume")
+
+
+BITLOCKER_METADATA_OFFSETS = (0x100000, 0x200000, 0x300000)  # as in bitlocker_header()
+
+
+def bitlocker_metadata_block() -> bytes:
+    """An FVE metadata block as blkid checks it at each offset the header names: the 64-byte
+    block header ("-FVE-FS-", size, version 2) and a 48-byte metadata header with no entries."""
+    block = bytearray(112)
+    block[0:8] = b"-FVE-FS-"
+    struct.pack_into("<HH", block, 8, 64, 2)  # block header size, version
+    struct.pack_into("<IIII", block, 64, 48, 1, 48, 48)  # metadata size, version, hdr, copy
+    return bytes(block)
 
 
 def bitlocker_header() -> bytes:

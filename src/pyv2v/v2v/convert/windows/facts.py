@@ -150,11 +150,15 @@ def check_writable(guest: Guest) -> None:
 
 def bitlocker_devices(g: Any) -> list[str]:
     """Devices holding BitLocker volumes on a launched libguestfs handle (they cannot be
-    read, so they cannot be converted)."""
+    read, so they cannot be converted).  Every partition is probed: libguestfs'
+    list_filesystems leaves out what blkid calls a crypto device, BitLocker included."""
     found = []
-    for dev, fstype in sorted(g.list_filesystems().items()):
-        kind = str(fstype).lower()
-        if kind == "unknown":  # older blkid: look for the signature at offset 3 ourselves
+    for dev in sorted(set(g.list_devices()) | set(g.list_partitions())):
+        try:
+            kind = str(g.vfs_type(dev)).lower()
+        except RuntimeError:
+            kind = ""
+        if kind in ("", "unknown"):  # older blkid: look for the signature at offset 3 ourselves
             try:
                 kind = "bitlocker" if g.pread_device(dev, 11, 0)[3:11] == BITLOCKER else kind
             except RuntimeError:
