@@ -8,18 +8,16 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from lxml import etree
 from v2v_fixtures import Conversion, sha256
-from v2v_helpers import V2V, assert_one_line_error, run_v2v
+from v2v_helpers import V2V
 
 pytestmark = [pytest.mark.slow]
 
-PASSPHRASE = "pyv2v luks passphrase"       # recipes/debian11-luks.toml
 SNAPSHOT_ROOT = "btrfsvol:/dev/sda2/@snapshots/1/snapshot"
 
 
@@ -42,36 +40,9 @@ def converted_btrfs(debian13_btrfs: Path, tmp_path_factory: pytest.TempPathFacto
     return _convert(debian13_btrfs, out, "deb13btrfs")
 
 
-@pytest.fixture(scope="module")
-def converted_luks(debian11_luks: Path, tmp_path_factory: pytest.TempPathFactory
-                   ) -> Conversion:
-    out = tmp_path_factory.mktemp("v2v-luks")
-    return _convert(debian11_luks, out, "deb11luks", "--keys-from-stdin",
-                    stdin=PASSPHRASE + "\n")
-
-
 def _mac(c: Conversion, name: str) -> str:
     root = etree.parse(str(c.outdir / f"{name}.xml")).getroot()
     return str(root.find("./devices/interface/mac").get("address"))
-
-
-def _guest(disk: Path, passphrase: str | None = None) -> Iterator[Any]:
-    """The converted disk read back through libguestfs (read-only: writes go to a throwaway
-    overlay), its root and /boot mounted."""
-    import guestfs
-
-    g = guestfs.GuestFS(python_return_dict=True)
-    g.add_drive_opts(str(disk), format="raw", readonly=True)
-    g.launch()
-    try:
-        if passphrase:
-            g.cryptsetup_open("/dev/sda2", passphrase, "readback")
-        root = g.inspect_os()[0]
-        for mp, dev in sorted(g.inspect_get_mountpoints(root).items(), key=lambda kv: len(kv[0])):
-            g.mount_ro(dev, mp)
-        yield g
-    finally:
-        g.close()
 
 
 # debian13-btrfs ----------------------------------------------------------------------------
