@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from pyv2v import accel
+from pyv2v.media.aptsource import find_mirror, from_deb822, from_sources_list
 from pyv2v_harness.fixtures import builder, load_recipe, manifest, recipe_names
-from pyv2v_harness.fixtures.mirror import find_mirror, from_deb822, from_sources_list
 
 DEB822 = """\
 Types: deb
