@@ -16,6 +16,8 @@ APT_PACKAGES += xorriso grub-pc-bin grub-efi-amd64-bin mtools zstd cpio
 APT_PACKAGES += curl openssl
 # Windows goldens export hives with hivexregedit; virtio-win ISOs are read with xorriso (above)
 APT_PACKAGES += libwin-hivex-perl
+# -i libvirt -ic qemu+ssh:// tests: libvirt's proxy=netcat (nc -U) reaches the private libvirtd
+APT_PACKAGES += netcat-openbsd
 
 .PHONY: setup apt venv test lint unit demo bench clean
 

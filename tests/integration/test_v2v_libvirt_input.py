@@ -6,7 +6,8 @@ libvirtd into a pool of the same libvirtd, then the converted domain is started 
 and must reach a login prompt with its network up.  The source domain's NIC is on network
 "default", which the private daemon does not have: the define succeeds with one warning.
 Cheap refusals (no conversion): unknown domain, paused and running domains, unreachable URI,
-no -ic at all, a remote URI; --print-source resolves a pool volume to its path.
+no -ic at all, a remote TLS URI (qemu+ssh://: test_v2v_libvirt_ssh.py); --print-source resolves
+a pool volume to its path.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def test_default_uri_one_line() -> None:
 
 
 @pytest.mark.parametrize("uri,needle", [
-    ("qemu+ssh://root@host.invalid/system", "is a remote connection"),
+    ("qemu+tls://host.invalid/system", "is a remote connection"),
     ("esx://127.0.0.1:1/?no_verify=1", "esx"),
 ])
 def test_remote_and_vmware_uris_one_line(uri: str, needle: str) -> None:

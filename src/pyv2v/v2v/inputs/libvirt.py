@@ -9,9 +9,10 @@ through libvirt.  Local disks are then checked like every local image (probe_ima
 through the pipeline's read-only overlay.
 
 ``esx://`` and ``vpx://`` URIs go to inputs/esx.py (VMware through libvirt's ESX driver, disks
-over HTTPS).  A remote connection (``qemu+ssh://``, ``xen+ssh://``, any host name) is refused:
-its metadata could be read, but its disks are files on the remote host, which this input does
-not read yet.
+over HTTPS).  A remote connection (``qemu+ssh://``, ``xen+ssh://``, their ``+libssh`` forms)
+goes to inputs/libvirt_ssh.py (metadata through libvirt's libssh transport, disks through
+nbdkit's ssh plugin, host keys checked against pyv2v's known_hosts); other remote transports
+are refused there.
 """
 
 from __future__ import annotations
@@ -45,12 +46,12 @@ def _remote_host(uri: str) -> str | None:
     return host or uri
 
 
-def _open(uri: str) -> Any:
+def _open(uri: str, shown: str) -> Any:
     lv = libvirt_module()
     try:
         return lv.openReadOnly(uri)
     except lv.libvirtError as e:
-        raise V2VError(f"-i libvirt: cannot connect to libvirt at {uri}: {err_text(e)}"
+        raise V2VError(f"-i libvirt: cannot connect to libvirt at {shown}: {err_text(e)}"
                        ) from None
 
 
@@ -80,16 +81,17 @@ def _resolve_volumes(conn: Any, root: etree._Element, name: str) -> None:
         src.set("dev" if block else "file", path)
 
 
-def domain_source(opts: InputOptions, uri: str) -> Source:
-    """Look the domain up read-only, refuse it unless shut off, and describe it."""
+def domain_root(uri: str, name: str, shown: str | None = None) -> etree._Element:
+    """Look the domain up read-only, refuse it unless shut off: its inactive XML with volume
+    disks resolved (`shown`: the URI as errors name it, default `uri`)."""
     lv = libvirt_module()
-    name = opts.args[0]
-    conn = _open(uri)
+    shown = shown or uri
+    conn = _open(uri, shown)
     try:
         try:
             dom = conn.lookupByName(name)
         except lv.libvirtError:
-            raise V2VError(f"-i libvirt: no domain called {name} on {uri} "
+            raise V2VError(f"-i libvirt: no domain called {name} on {shown} "
                            "(virsh list --all lists them)") from None
         try:
             state = dom.state(0)[0]
@@ -104,7 +106,12 @@ def domain_source(opts: InputOptions, uri: str) -> Source:
         _resolve_volumes(conn, root, name)
     finally:
         conn.close()
-    return source_from_domain(root, opts, f"-i libvirt: domain {name}", "/")
+    return root
+
+
+def domain_source(opts: InputOptions, uri: str) -> Source:
+    root = domain_root(uri, opts.args[0])
+    return source_from_domain(root, opts, f"-i libvirt: domain {opts.args[0]}", "/")
 
 
 class LibvirtInput(Input):
@@ -112,6 +119,8 @@ class LibvirtInput(Input):
     description = "a shut-off guest of a libvirt-managed hypervisor (-ic URI NAME)"
     accepts_conn = True
     accepts_password = True  # -ip FILE: esx:// and vpx:// connections (inputs/esx.py)
+    io_options = {"ssh-identity": "qemu+ssh://, xen+ssh://: the private key file to log in "
+                                  "with"}
 
     def source(self, opts: InputOptions) -> Source:
         if len(opts.args) != 1:
@@ -129,9 +138,8 @@ class LibvirtInput(Input):
             return result
         if opts.password_file:
             raise V2VError("-ip: only esx:// and vpx:// connections use a password file")
-        host = _remote_host(uri)
-        if host is not None:
-            raise V2VError(f"-i libvirt: {uri} is a remote connection: reading a guest's disks "
-                           f"from another host ({host}) is not supported (copy the disks here "
-                           "and use -i libvirtxml, or run v2v on that host)")
+        if _remote_host(uri) is not None:
+            from .libvirt_ssh import remote_source
+
+            return remote_source(opts, uri)
         return domain_source(opts, uri)

@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import os
 import posixpath
-import socket
-import time
 import urllib.parse
 
-from ... import log, process, ssh
+from ... import process, ssh
 from ...errors import V2VError
 from ..types import Source, SourceDisk
-from . import vmdk
+from . import ssh_disks, vmdk
 from .base import InputOptions
 from .disk import ALLOW_HINT, EXTENT_RE
 from .ova_archive import private_tmpdir
@@ -34,7 +32,7 @@ from .vmxfile import machine_from_vmx, parse_vmx_text
 
 FLAT_TYPES = ("monolithicFlat", "vmfs", "vmfsThin")
 SPARSE_TYPES = ("monolithicSparse", "streamOptimized")
-DEFAULT_KEYS = ("id_ed25519", "id_ecdsa", "id_rsa")
+WHAT = "-i vmx -it ssh"
 
 
 def parse_uri(arg: str, identity: str | None) -> tuple[ssh.Target, str]:
@@ -54,10 +52,7 @@ def parse_uri(arg: str, identity: str | None) -> tuple[ssh.Target, str]:
     if u.password:
         raise V2VError("-i vmx -it ssh: passwords in the URI are not accepted (use a key: "
                        "-io ssh-identity=FILE)")
-    key = identity or next((k for k in (os.path.expanduser(f"~/.ssh/{n}") for n in
-                                         DEFAULT_KEYS) if os.path.exists(k)), None)
-    if not key:
-        raise V2VError("-i vmx -it ssh: no ssh key (give one with -io ssh-identity=FILE)")
+    key = ssh_disks.identity(identity, WHAT)
     return ssh.Target(host=u.hostname, port=port, user=urllib.parse.unquote(u.username or "root"),
                       identity=key), path
 
@@ -73,30 +68,6 @@ def _remote(t: ssh.Target, argv: list[str], what: str, limit: int = 4 << 20) -> 
     return data
 
 
-def _serve(t: ssh.Target, path: str, sockdir: str, i: int) -> str:
-    """nbdkit's ssh plugin serving remote `path` read-only on a private unix socket."""
-    sock = os.path.join(sockdir, f"disk{i}.sock")
-    argv = ["nbdkit", "-r", "-f", "--exit-with-parent", "-U", sock, "ssh",
-            f"host={t.host}", f"port={t.port}", f"user={t.user}", f"path={path}",
-            f"identity={t.identity}", f"known-hosts={t.known_hosts_file}",
-            "verify-remote-host=true"]
-    child = process.spawn(argv, stdout=None)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if child.poll() is not None:
-            err = child.proc.stderr.read() if child.proc.stderr else ""
-            last = (str(err).strip().splitlines() or ["exited"])[-1]
-            raise V2VError(f"-i vmx -it ssh: cannot serve {path} from {t.display}: {last}")
-        try:
-            with socket.socket(socket.AF_UNIX) as s:
-                s.connect(sock)
-                return f"nbd+unix:///?socket={sock}"
-        except OSError:
-            time.sleep(0.1)
-    child.terminate()
-    raise V2VError(f"-i vmx -it ssh: nbdkit did not start serving {path}")
-
-
 def _confined(vmx_dir: str, name: str, allow: bool, what: str) -> str:
     path = posixpath.normpath(posixpath.join(vmx_dir, name))
     if not allow and not path.startswith(vmx_dir.rstrip("/") + "/"):
@@ -106,9 +77,7 @@ def _confined(vmx_dir: str, name: str, allow: bool, what: str) -> str:
 
 def remote_source(opts: InputOptions) -> Source:
     t, vmx_path = parse_uri(opts.args[0], opts.extra.get("ssh-identity") or None)
-    for keytype, blob in ssh.trust_on_first_use(t):
-        log.message(f"Recorded the host key of {t.host}:{t.port} on first use: {keytype} "
-                    f"{ssh.fingerprint(blob)}")
+    ssh_disks.settle_host_key(t)
     text = _remote(t, ["cat", "--", vmx_path], f"VMX file {vmx_path}").decode("utf-8", "replace")
     m = machine_from_vmx(parse_vmx_text(text, what=vmx_path), what=vmx_path)
     if not m.disks:
@@ -132,7 +101,7 @@ def remote_source(opts: InputOptions) -> Source:
             f.write(head)
         kind = vmdk.check_subformat(local, what=f"{t.host}:{path}")
         if kind in SPARSE_TYPES:
-            loc, fmt = _serve(t, path, sockdir, i), "vmdk"
+            loc, fmt = ssh_disks.serve(t, path, sockdir, i, WHAT), "vmdk"
         elif kind in FLAT_TYPES or vmdk.is_text_descriptor(local):
             extents = EXTENT_RE.findall(head.decode("utf-8", "replace"))
             if kind not in FLAT_TYPES or len(extents) != 1:
@@ -140,9 +109,9 @@ def remote_source(opts: InputOptions) -> Source:
                                "is not supported over ssh (one flat extent only)")
             ext = _confined(posixpath.dirname(path), extents[0], opts.allow_external_files,
                             "VMDK extent")
-            loc, fmt = _serve(t, ext, sockdir, i), "raw"
+            loc, fmt = ssh_disks.serve(t, ext, sockdir, i, WHAT), "raw"
         else:
-            loc, fmt = _serve(t, path, sockdir, i), "raw"
+            loc, fmt = ssh_disks.serve(t, path, sockdir, i, WHAT), "raw"
         disks.append(SourceDisk(index=i, location=loc, format=fmt,
                                 target_dev=f"{d.bus}{d.controller}:{d.target}"))
     name = opts.name or m.name or posixpath.basename(vmx_path).rsplit(".", 1)[0]
