@@ -12,6 +12,7 @@ import os
 import py_compile
 import shutil
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,9 +172,22 @@ def _iso(
     (tree / "boot" / "grub" / "grub.cfg").write_text(cfg)
     tmp = out / "p2v.iso.tmp"
     tmp.unlink(missing_ok=True)
+    # Reproducible: every date in the ISO (volume, files, the GPT GUID derived from the volume
+    # date) is the recipe's epoch, and the EFI image's FAT serial (mformat picks it at random;
+    # grub-mkrescue has no option for it) is fixed through an mformat wrapper on PATH.
+    shim = work / "shim"
+    shim.mkdir(exist_ok=True)
+    (shim / "mformat").write_text('#!/bin/sh\nexec /usr/bin/mformat -N 50325632 "$@"\n')
+    (shim / "mformat").chmod(0o755)
+    at = f"={epoch}"
+    uuid_date = time.strftime("%Y%m%d%H%M%S00", time.gmtime(epoch))
     process.run(
-        ["grub-mkrescue", "-o", str(tmp), str(tree), "--", "-volid", "PYV2V_P2V"],
-        env={"SOURCE_DATE_EPOCH": str(epoch)},
+        ["grub-mkrescue", "-o", str(tmp), str(tree), "--", "-volid", "PYV2V_P2V",
+         "-volume_date", "c", at, "-volume_date", "m", at, "-volume_date", "uuid", uuid_date,
+         "-volume_date", "all_file_dates", at,
+         "-boot_image", "any", "gpt_disk_guid=volume_date_uuid"],
+        env={"SOURCE_DATE_EPOCH": str(epoch),
+             "PATH": f"{shim}:{os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}"},
         timeout=900,
     )
     os.chmod(tmp, 0o600 if secret else 0o644)
