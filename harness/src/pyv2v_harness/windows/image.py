@@ -10,7 +10,6 @@ build writes `.raw.tmp` under an fcntl lock and renames it into place when compl
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -18,14 +17,13 @@ import struct
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from pyv2v import accel, log
 from pyv2v.errors import V2VError
 
+from ..fixtures.builder import _locked as locked
 from . import hive, layout, ntfsraw, registry
 from .recipes import WinRecipe, windows_recipe
 
@@ -59,20 +57,6 @@ def windows_image_path(name: str) -> Path:
 def windows_manifest(image: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(image.with_suffix(".json").read_text(encoding="utf-8"))
     return data
-
-
-@contextmanager
-def locked(path: Path, what: str) -> Iterator[None]:
-    with open(path, "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.message(f"Waiting for another process building {what}")
-            fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def ensure_windows_image(name: str, *, rebuild: bool = False) -> Path:
