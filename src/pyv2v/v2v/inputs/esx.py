@@ -40,7 +40,7 @@ from ..types import Source
 from . import esx_map
 from .base import InputOptions
 from .libvirtxml import source_from_domain
-from .ova_archive import private_tmpdir
+from .ova_archive import private_sockdir
 
 DESCRIPTOR_MAX = 64 << 10
 PROXY_VARS = {
@@ -257,7 +257,7 @@ def esx_source(opts: InputOptions) -> Source:
     what = f"-i libvirt: domain {name}"
     dc_path = esx_map.datacenter_path(uri, root)
     https = Https(uri, password)
-    workdir = private_tmpdir("pyv2v-esx-")
+    workdir = private_sockdir("pyv2v-esx-")
     disks: list[etree._Element] = [
         d for d in root.findall("./devices/disk") if d.get("device", "disk") == "disk"
     ]

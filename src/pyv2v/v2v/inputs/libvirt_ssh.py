@@ -36,7 +36,7 @@ from . import ssh_disks
 from .base import InputOptions
 from .libvirt import domain_root
 from .libvirtxml import source_from_domain
-from .ova_archive import private_tmpdir
+from .ova_archive import private_sockdir
 
 WHAT = "-i libvirt"
 DRIVERS = ("qemu", "xen")
@@ -101,7 +101,7 @@ def _probe(loc: str, fmt: str | None, shown: str) -> tuple[str, int]:
 
 def _serve_disks(root: etree._Element, t: ssh.Target, name: str) -> None:
     """Rewrite each remote file disk as an NBD disk on a private socket served over ssh."""
-    sockdir = private_tmpdir("pyv2v-libvirt-ssh-")
+    sockdir = private_sockdir("pyv2v-libvirt-ssh-")
     disks = [d for d in root.findall("./devices/disk")
              if d.get("device", "disk") in ("disk", "lun")]
     for i, disk in enumerate(disks):

@@ -51,8 +51,26 @@ def safe_name(name: str) -> str | None:
     return n
 
 
+# A unix socket's path must fit sockaddr_un (108 bytes with its NUL): sockets live in a short
+# private directory, never under a deep PYV2V_TMPDIR (nbdkit refuses "-U: path too long").
+SOCKET_PATH_MAX = 107
+SOCKET_NAME_ROOM = 16  # "disk123.sock" and the like
+
+
+def private_sockdir(prefix: str) -> str:
+    """A fresh 0700 directory, removed at exit, for unix sockets (and small files beside them):
+    under PYV2V_TMPDIR when the sockets' paths fit there, else under the system's /tmp."""
+    for base in (os.environ.get("PYV2V_TMPDIR"), tempfile.gettempdir(), "/tmp"):
+        if base and len(os.path.join(base, prefix + "x" * 8)) + SOCKET_NAME_ROOM <= SOCKET_PATH_MAX:
+            return _private_dir(prefix, base)
+    raise V2VError("no temporary directory with a path short enough for unix sockets")
+
+
 def private_tmpdir(prefix: str) -> str:
-    base = os.environ.get("PYV2V_TMPDIR") or "/var/tmp"
+    return _private_dir(prefix, os.environ.get("PYV2V_TMPDIR") or "/var/tmp")
+
+
+def _private_dir(prefix: str, base: str) -> str:
     try:
         d = tempfile.mkdtemp(prefix=prefix, dir=base)  # mode 0700
     except OSError as e:

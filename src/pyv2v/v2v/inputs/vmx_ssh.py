@@ -26,7 +26,7 @@ from ..types import Source, SourceDisk
 from . import ssh_disks, vmdk
 from .base import InputOptions
 from .disk import ALLOW_HINT, EXTENT_RE
-from .ova_archive import private_tmpdir
+from .ova_archive import private_sockdir
 from .vmx import source_from_machine
 from .vmxfile import machine_from_vmx, parse_vmx_text
 
@@ -83,7 +83,7 @@ def remote_source(opts: InputOptions) -> Source:
     if not m.disks:
         raise V2VError(f"-i vmx: {vmx_path} names no hard disks")
     vmx_dir = posixpath.dirname(vmx_path)
-    sockdir = private_tmpdir("pyv2v-vmx-ssh-")
+    sockdir = private_sockdir("pyv2v-vmx-ssh-")
     disks = []
     for i, d in enumerate(m.disks):
         path = _confined(vmx_dir, d.filename, opts.allow_external_files, "disk")
