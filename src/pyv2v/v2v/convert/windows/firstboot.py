@@ -8,26 +8,29 @@ starts ``firstboot.bat``:
   ``/usr/share/virt-tools``): it is copied next to the scripts and registered as the
   auto-start service ``pyv2vFirstboot`` (the runner deletes the service when done);
 - otherwise a machine startup script of the local Group Policy (``System32\\GroupPolicy``
-  gpt.ini + Machine\\Scripts\\scripts.ini), which Windows runs as SYSTEM at every boot, needing no
-  third-party binary; once the scripts are done the runner finds nothing left to do.
+  gpt.ini + Machine\\Scripts\\scripts.ini, see `gpo`), which Windows runs as SYSTEM at boot,
+  needing no third-party binary; once the scripts are done the runner puts the guest's policy
+  files back as they were (its entry gone), deletes itself and keeps ``log.txt`` and
+  ``scripts-done``.
 """
 
 from __future__ import annotations
 
 import os
-import re
 
 from .... import log
 from ..guest import Guest
+from . import gpo
 from .facts import WindowsInfo
+from .gpo import SCRIPTS_CSE, add_startup_script, bump_gpt
 from .registry import REG_DWORD, REG_EXPAND_SZ, REG_SZ, Hive
+
+__all__ = ["SCRIPTS_CSE", "Firstboot", "add_startup_script", "bump_gpt", "wrapper"]
 
 GUEST_DIR = "/Program Files/pyv2v/Firstboot"
 SERVICE = "pyv2vFirstboot"
 WRAPPERS = ("rhsrvany.exe", "pvvxsvc.exe")
 DEFAULT_TOOLS_DIR = "/usr/share/virt-tools"
-# Client-side extensions of a GPO with machine scripts: Scripts CSE + its admin tool.
-SCRIPTS_CSE = "[{42B5FAAE-6536-11D2-AE5A-0000F87571E3}{40B6664F-4972-11D1-A7CA-0000F87571E3}]"
 
 RUNNER = r"""@echo off
 rem pyv2v first-boot runner: runs each queued script once, in name order.
@@ -84,8 +87,6 @@ class Firstboot:
         if not self.queued:
             return "none"
         wrap = wrapper()
-        runner = RUNNER + (SERVICE_CLEANUP if wrap else "")
-        self.guest.write(f"{GUEST_DIR}/firstboot.bat", crlf(runner))
         cmd = f"{self.win_dir}\\firstboot.bat"
         if wrap:
             exe = self.add_file(wrap, os.path.basename(wrap))
@@ -106,70 +107,11 @@ class Firstboot:
                 {"CommandLine": (REG_SZ, f'cmd /c "{cmd}"'), "PWD": (REG_SZ, self.win_dir)},
             )
             mech = os.path.basename(wrap).removesuffix(".exe")
+            runner = RUNNER + SERVICE_CLEANUP
         else:
-            self._group_policy(cmd)
+            undo = gpo.register(self.guest, self.info.systemroot, self.drive, cmd, GUEST_DIR)
+            runner = RUNNER + gpo.undo_batch(undo)
             mech = "group-policy"
+        self.guest.write(f"{GUEST_DIR}/firstboot.bat", crlf(runner))
         log.message(f"First-boot scripts queued ({len(self.queued)}), started by {mech}")
         return mech
-
-    def _group_policy(self, cmd: str) -> None:
-        gp = f"{self.info.systemroot}/System32/GroupPolicy"
-        scripts = f"{gp}/Machine/Scripts/scripts.ini"
-        self.guest.mkdir_p(f"{gp}/Machine/Scripts/Startup")
-        text, bom = self._read_ini(scripts)
-        self.guest.write(scripts, _encode(add_startup_script(text, cmd), bom))
-        gpt, gbom = self._read_ini(f"{gp}/gpt.ini")
-        self.guest.write(f"{gp}/gpt.ini", _encode(bump_gpt(gpt), gbom))
-
-    def _read_ini(self, path: str) -> tuple[str, bool]:
-        if not self.guest.is_file(path):
-            return "", False
-        raw = self.guest.read(path)
-        if raw.startswith(b"\xff\xfe"):
-            return raw[2:].decode("utf-16-le", errors="replace"), True
-        return raw.decode("latin-1"), False
-
-
-def _encode(text: str, utf16: bool) -> bytes:
-    return b"\xff\xfe" + crlf(text).encode("utf-16-le") if utf16 else crlf(text).encode()
-
-
-def add_startup_script(text: str, cmd: str) -> str:
-    """scripts.ini with `cmd` appended to its [Startup] section (numbered after the others)."""
-    lines = text.splitlines()
-    if any(line.split("=", 1)[-1].strip().lower() == cmd.lower() for line in lines):
-        return text
-    start = next((i for i, x in enumerate(lines) if x.strip().lower() == "[startup]"), None)
-    if start is None:
-        lines += ["[Startup]"]
-        start = len(lines) - 1
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("[")), len(lines))
-    nums = [
-        int(m.group(1))
-        for x in lines[start + 1 : end]
-        if (m := re.match(r"\s*(\d+)CmdLine=", x, re.I))
-    ]
-    n = max(nums) + 1 if nums else 0
-    lines[end:end] = [f"{n}CmdLine={cmd}", f"{n}Parameters="]
-    return "\n".join(lines) + "\n"
-
-
-def bump_gpt(text: str) -> str:
-    """gpt.ini naming the scripts extension, with its version raised so Windows re-reads it."""
-    lines = [x for x in text.splitlines() if x.strip()] or ["[General]"]
-    out, seen_ext, seen_ver = [], False, False
-    for x in lines:
-        key, _, val = x.partition("=")
-        if key.strip().lower() == "version":
-            out.append(f"Version={int(val.strip() or 0) + 1}")
-            seen_ver = True
-        elif key.strip().lower() == "gpcmachineextensionnames":
-            out.append(x if SCRIPTS_CSE.lower() in x.lower() else f"{x}{SCRIPTS_CSE}")
-            seen_ext = True
-        else:
-            out.append(x)
-    if not seen_ext:
-        out.append(f"gPCMachineExtensionNames={SCRIPTS_CSE}")
-    if not seen_ver:
-        out.append("Version=1")
-    return "\n".join(out) + "\n"
