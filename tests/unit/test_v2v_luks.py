@@ -97,9 +97,37 @@ def test_keys_from_stdin_one_per_device() -> None:
     assert g.opened and "s3cret" not in repr(keys)
 
 
-def test_missing_key_names_the_option() -> None:
+def test_missing_key_names_the_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a terminal on stdin there is nobody to ask: a one-line error, no prompt."""
+    monkeypatch.setattr("sys.stdin", io.StringIO("s3cret pass\n"))
+    monkeypatch.setattr("getpass.getpass", lambda prompt: pytest.fail("prompted"))
     with pytest.raises(V2VError, match=r"/dev/sda2 is LUKS-encrypted .*--key /dev/sda2:key:"):
         luks.unlock(FakeG(), luks.Keys())
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("typed,ok", [(["s3cret pass"], True), (["x", "", "s3cret pass"], True),
+                                      (["x", "y", "z", "s3cret pass"], False)])
+def test_prompts_on_a_terminal(monkeypatch: pytest.MonkeyPatch,
+                               capsys: pytest.CaptureFixture[str], typed: list[str],
+                               ok: bool) -> None:
+    """stdin a terminal and no key: asked as virt-v2v asks, three tries (the real prompt on a
+    pty: tests/e2e/test_v2v_linux_luks.py)."""
+    monkeypatch.setattr("sys.stdin", _Tty())
+    answers, prompts = iter(typed), []
+    monkeypatch.setattr("getpass.getpass", lambda prompt: prompts.append(prompt) or next(answers))
+    g = FakeG()
+    if ok:
+        assert luks.unlock(g, luks.Keys()) == [f"/dev/mapper/luks-{UUID}"]
+    else:
+        with pytest.raises(V2VError, match="none of the 3 passphrases entered unlocks it"):
+            luks.unlock(g, luks.Keys())
+    assert prompts == ['Enter key or passphrase ("/dev/sda2"): '] * min(len(typed), 3)
+    assert "s3cret" not in capsys.readouterr().err
 
 
 def test_wrong_key() -> None:

@@ -7,6 +7,10 @@ unlocking them in the appliance before inspection.
     --keys-from-stdin                 one passphrase per line on stdin, for the encrypted
                                       devices no --key selects, in device order
 
+A device no key selects is asked for on the terminal when stdin is one (virt-v2v's prompt
+`Enter key or passphrase ("/dev/sda2"):`, no echo, up to three tries); without a terminal that is
+a one-line error naming --key.
+
 A passphrase travels only through the libguestfs API (its protocol socket: guestfsd hands it to
 cryptsetup on a pipe), never in a child's argv or a log: libguestfs call tracing (-x) is switched
 off around the unlock, and the objects holding it print as "<hidden>".  Each device is opened as
@@ -17,7 +21,9 @@ of the open mapping when the converter rebuilds the initramfs.
 
 from __future__ import annotations
 
+import getpass
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -25,6 +31,7 @@ from typing import IO, Any
 from .. import log
 from ..errors import UsageError, V2VError
 
+PROMPT_TRIES = 3
 _KEY_RE = re.compile(r"^([^:]+):(key|file|clevis)(?::(.*))?$", re.S)
 
 
@@ -162,11 +169,14 @@ def unlock(g: Any, keys: Keys) -> list[str]:
     for dev in encrypted_devices(g):
         uuid = str(g.vfs_uuid(dev)).lower()
         tries = keys.candidates(dev, uuid)
+        name = f"luks-{uuid}" if uuid else "luks-" + dev.rsplit("/", 1)[-1]
+        if not tries and not keys.from_stdin and _interactive():
+            opened[dev] = (name, uuid, _prompt_until_open(g, dev, name))
+            continue
         if not tries:
             raise V2VError(f"{dev} is LUKS-encrypted (UUID {uuid}): give its passphrase with "
                            f"--key {dev}:key:PASSPHRASE, --key {dev}:file:FILE or "
                            "--keys-from-stdin")
-        name = f"luks-{uuid}" if uuid else "luks-" + dev.rsplit("/", 1)[-1]
         good = next((p for p in tries if _open(g, dev, p, name)), None)
         if good is None:
             raise V2VError(f"{dev} (LUKS UUID {uuid}): the passphrase given by --key or "
@@ -179,6 +189,27 @@ def unlock(g: Any, keys: Keys) -> list[str]:
     for dev, name in final.items():
         log.message(f"Unlocked the LUKS device {dev} as /dev/mapper/{name}")
     return [f"/dev/mapper/{name}" for name in final.values()]
+
+
+def _interactive() -> bool:
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except ValueError:            # stdin closed
+        return False
+
+
+def _prompt_until_open(g: Any, dev: str, name: str) -> str:
+    """Ask on the terminal (no echo, as virt-v2v) until a passphrase opens `dev`."""
+    for attempt in range(PROMPT_TRIES):
+        try:
+            passphrase = getpass.getpass(f'Enter key or passphrase ("{dev}"): ')
+        except EOFError:
+            raise V2VError(f"{dev}: no passphrase entered") from None
+        if passphrase and _open(g, dev, passphrase, name):
+            return passphrase
+        if attempt + 1 < PROMPT_TRIES:
+            print(f"{dev}: that passphrase does not unlock it", file=sys.stderr, flush=True)
+    raise V2VError(f"{dev}: none of the {PROMPT_TRIES} passphrases entered unlocks it")
 
 
 def keys_from_args(specs: Sequence[str], from_stdin: bool) -> Keys:
