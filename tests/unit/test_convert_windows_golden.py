@@ -49,8 +49,11 @@ VIRTIO_DRIVERS = {
     "Balloon": ("sys", "inf", "cat"),
     "vioserial": ("sys", "inf", "cat"),
     "viorng": ("sys", "inf", "cat"),
+    "qxldod": ("sys", "inf", "cat"),
 }
 VIRTIO_FILE = {"NetKVM": "netkvm", "Balloon": "balloon", "vioserial": "vioser"}
+# drivers shipped for some versions only (as in the harness's fake virtio-win)
+VIRTIO_ONLY = {"qxldod": ("w10", "2k16", "2k19", "2k22", "w11")}
 VIRTIO_OSES = ("2k8R2", "w7", "2k12R2", "w10", "2k16", "2k19", "2k22", "w11")
 MAC = "52:54:00:12:34:56"
 
@@ -89,6 +92,8 @@ CASES: dict[str, tuple[str, str, tuple[str, ...] | None, bool, tuple[TargetNicPl
 def fake_virtio_win(root: Path, oses: tuple[str, ...]) -> None:
     for drv, exts in VIRTIO_DRIVERS.items():
         for os_ in oses:
+            if os_ not in VIRTIO_ONLY.get(drv, oses):
+                continue
             d = root / drv / os_ / "amd64"
             d.mkdir(parents=True, exist_ok=True)
             for ext in exts:

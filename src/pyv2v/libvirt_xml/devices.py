@@ -52,6 +52,7 @@ class VideoXML(XMLObject):
     TAG = "video"
     model = XMLProperty("./model/@type")
     vram = XMLProperty("./model/@vram", int)
+    ram = XMLProperty("./model/@ram", int)
     heads = XMLProperty("./model/@heads", int)
 
 
@@ -117,6 +118,7 @@ class DevicesXML(XMLObject):
     inputs = XMLChildren("./input", InputXML)
     rngs = XMLChildren("./rng", RngXML)
     memballoons = XMLChildren("./memballoon", MemballoonXML)
+    tpms = XMLChildren("./tpm", TpmXML)
     serials = XMLChildren("./serial", SerialXML)
     consoles = XMLChildren("./console", ConsoleXML)
 

@@ -63,6 +63,7 @@ class Source:
     cpu: SourceCpu = field(default_factory=SourceCpu)
     firmware: str = "unknown"        # "bios" | "uefi" | "unknown"
     secure_boot: bool = False        # the source had UEFI secure boot on (OVA/VMX say so)
+    tpm: bool = False                # the source had a (v)TPM (VMX, OVF, libvirt XML say so)
     features: tuple[str, ...] = ()   # "acpi", "apic", "pae"
     clock: str | None = None         # "utc" | "localtime" | None
 
@@ -163,3 +164,8 @@ class TargetMeta:
     caps: GuestCaps
     disks: tuple[TargetDisk, ...]
     nics: tuple[TargetNicPlan, ...]
+
+    @property
+    def tpm(self) -> bool:
+        """A TPM 2.0 in the output: the guest uses one (converter) or the source had one."""
+        return self.caps.tpm or self.source.tpm

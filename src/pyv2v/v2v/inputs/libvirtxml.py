@@ -125,4 +125,5 @@ def source_from_domain(root: etree._Element, opts: InputOptions, path: str,
         cpu=SourceCpu(vendor=cpu.vendor, model=cpu.model, sockets=cpu.sockets,
                       cores=cpu.cores, threads=cpu.threads),
         firmware=firmware, features=tuple(dom.features.names()), clock=dom.clock.offset,
+        tpm=bool(dom.devices.tpms),
     )

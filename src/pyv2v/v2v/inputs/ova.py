@@ -190,5 +190,5 @@ def _source(m: OvfMachine, disks: tuple[SourceDisk, ...], name: str) -> Source:
         nics=tuple(SourceNic(mac=n.mac, vnet=n.network, vnet_type=n.vnet_type, model=n.model)
                    for n in m.nics),
         removables=tuple(SourceRemovable(kind=r.kind) for r in m.removables),
-        cpu=cpu, firmware=m.firmware, secure_boot=m.secure_boot,
+        cpu=cpu, firmware=m.firmware, secure_boot=m.secure_boot, tpm=m.tpm,
         features=("acpi", "apic", "pae"))

@@ -79,6 +79,7 @@ class OvfMachine:
     disks: tuple[OvfDisk, ...]
     removables: tuple[OvfRemovable, ...]
     nics: tuple[OvfNic, ...]
+    tpm: bool = False          # a vTPM item (vmware.vtpm) or VirtualBox <TrustedPlatformModule>
 
 
 def _local(el: etree._Element) -> str:
@@ -204,6 +205,11 @@ def parse_ovf(text: bytes | str, what: str = "OVF") -> OvfMachine:
         elif firmware == "unknown":
             firmware = "bios"
     secure = any(config.get(k, "").lower() == "true" for k in SECURE_BOOT_KEYS)
+    tpm = config.get("vtpm.present", "").lower() == "true" or any(
+        (_text(it, "ResourceSubType") or "").lower() == "vmware.vtpm" for it in items)
+    if vbox is not None:
+        tpm = tpm or any(_local(e) == "TrustedPlatformModule"
+                         and (e.get("type") or "none").lower() != "none" for e in vbox.iter())
 
     disks = _disks(root, by_type.get(17, []), by_id, items, what)
     removables = tuple(
@@ -214,7 +220,7 @@ def parse_ovf(text: bytes | str, what: str = "OVF") -> OvfMachine:
     return OvfMachine(name=name, dialect=dialect, memory=memory, vcpus=vcpus,
                       cores_per_socket=cps, firmware=firmware, secure_boot=secure,
                       disks=disks, removables=removables,
-                      nics=_nics(by_type.get(10, []), vbox))
+                      nics=_nics(by_type.get(10, []), vbox), tpm=tpm)
 
 
 def _controller(item: etree._Element, by_id: dict[str, etree._Element]) -> str | None:

@@ -58,7 +58,7 @@ def source_from_machine(m: VmxMachine, disks: tuple[SourceDisk, ...], name: str)
         nics=tuple(SourceNic(mac=n.mac, vnet=n.network, vnet_type=n.vnet_type, model=n.model)
                    for n in m.nics),
         removables=tuple(SourceRemovable(kind=r) for r in m.removables),
-        cpu=cpu, firmware=m.firmware, secure_boot=m.secure_boot,
+        cpu=cpu, firmware=m.firmware, secure_boot=m.secure_boot, tpm=m.tpm,
         features=("acpi", "apic", "pae"))
 
 

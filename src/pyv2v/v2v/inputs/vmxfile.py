@@ -56,6 +56,7 @@ class VmxMachine:
     disks: tuple[VmxDisk, ...]
     removables: tuple[str, ...]   # "cdrom" | "floppy", in bus order
     nics: tuple[VmxNic, ...]
+    tpm: bool = False             # vtpm.present = "TRUE"
 
 
 def _unescape(v: str) -> str:
@@ -148,4 +149,4 @@ def machine_from_vmx(vmx: dict[str, str], what: str = "VMX") -> VmxMachine:
         cores_per_socket=cps, firmware="uefi" if fw == "efi" else "bios",
         secure_boot=vmx.get("uefi.secureboot.enabled", "").lower() == "true",
         disks=tuple(d for _, d in disks), removables=tuple(r for _, r in removables),
-        nics=tuple(nics))
+        nics=tuple(nics), tpm=vmx.get("vtpm.present", "").strip().lower() == "true")

@@ -98,13 +98,16 @@ def build_domain(meta: TargetMeta, *, domain_type: str = "kvm", emulator: str | 
                                  source_bridge=n.network if bridge else None,
                                  source_network=None if bridge else n.network,
                                  model=NET_MODEL.get(caps.net_bus, "virtio")))
-    devices.add(VideoXML(model=caps.video, vram=16384, heads=1))
+    if caps.video == "qxl":  # as the reference writes each model
+        devices.add(VideoXML(model="qxl", ram=65536, heads=1))
+    else:
+        devices.add(VideoXML(model=caps.video, vram=16384, heads=1))
     devices.add(GraphicsXML(type="vnc", autoport="yes", port=-1))
     devices.add(InputXML(type="tablet", bus="usb"))
     if caps.virtio_rng:
         devices.add(RngXML(model="virtio", backend_model="random", backend="/dev/urandom"))
     devices.add(MemballoonXML(model="virtio" if caps.virtio_balloon else "none"))
-    if caps.tpm:
+    if meta.tpm:  # emulated by swtpm on the target host
         devices.add(TpmXML(model="tpm-crb", backend_type="emulator", backend_version="2.0"))
     devices.add(SerialXML(type="pty", target_port=0))
     devices.add(ConsoleXML(type="pty", target_type="serial", target_port=0))

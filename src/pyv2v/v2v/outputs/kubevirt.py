@@ -112,7 +112,7 @@ def manifest(meta: TargetMeta, disk_paths: list[str]) -> dict[str, Any]:
     bus = {"ide": "sata", "sata": "sata", "virtio-scsi": "scsi"}.get(caps.block_bus, "virtio")
     devices["disks"] = [{"disk": {"bus": bus}, "name": f"disk-{i}"}
                         for i in range(len(disk_paths))]
-    if caps.tpm:
+    if meta.tpm:
         devices["tpm"] = {}
     interfaces, networks = [], []
     for i, n in enumerate(meta.nics):

@@ -1,7 +1,8 @@
 """`-o qemu`: disk files plus NAME.sh, a shell script that boots the guest with qemu directly.
 
 The script uses the accelerator that really works on this host (see accel.py); with
-`-oo qemu-boot` the guest is started once the output is in place.
+`-oo qemu-boot` the guest is started once the output is in place.  Like the reference's, it
+adds no TPM (a warning says so when the guest had one).
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ def qemu_argv(meta: TargetMeta, accel_args: list[str]) -> list[str]:
                  "-device", f"{nic},netdev=net{i},mac={n.mac}"]
     if caps.clock == "localtime":
         argv += ["-rtc", "base=localtime"]
-    argv += ["-device", "VGA", "-device", "virtio-rng-pci", "-device", "virtio-balloon",
+    video = "qxl-vga" if caps.video == "qxl" else "VGA"
+    argv += ["-device", video, "-device", "virtio-rng-pci", "-device", "virtio-balloon",
              "-serial", "stdio"]
     return argv
 
@@ -79,6 +81,11 @@ class QemuOutput(FilesOutput):
             vars_path = os.path.join(target.dir, f"{meta.name}-VARS.fd")
             lines.append(f"[ -f {shlex.quote(vars_path)} ] || "
                          f"(umask 077 && cp {OVMF_VARS} {shlex.quote(vars_path)})")
+        if meta.tpm:  # as the reference's -o qemu: no TPM (it would need swtpm running)
+            log.warning(f"{meta.name} had a TPM: the -o qemu script does not emulate one; "
+                        "use -o libvirt or -o local (a swtpm-backed <tpm>) if the guest "
+                        "needs it (BitLocker, Windows 11)")
+            lines.append("# The source had a TPM: not emulated by this script (needs swtpm).")
         argv = qemu_argv(meta, accel.qemu_args(a))
         lines.append(f"cd {shlex.quote(target.dir)} || exit 1")
         lines.append("exec " + " \\\n    ".join(_pairs(argv)) + ' "$@"')

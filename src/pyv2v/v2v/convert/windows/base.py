@@ -91,7 +91,7 @@ class WindowsConverter:
         return GuestCaps(
             block_bus=inst.block_bus,
             net_bus=inst.net_bus,
-            video="vga",
+            video=inst.video,
             machine=machine,
             arch=info.arch,
             firmware=inspect.firmware,

@@ -7,6 +7,8 @@ Type=1 kernel, Group "SCSI miniport") and its PCI ids in the CriticalDeviceDatab
 2008 R2 and older) or in the DriverDatabase (Windows 8 and later; the reference asks whether the
 hive has a DriverDatabase, we go by the version, which real hives agree with).  Without a
 storage driver the guest keeps a bus it boots from: IDE, or SATA (AHCI at boot) on UEFI/q35.
+Video as virt-v2v 2.0 chooses it: QXL when the copied drivers include qxl.inf or qxldod.inf
+(pnputil installs it at first boot), else standard VGA.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ AHCI_SERVICE = {(6, 1): "msahci", (6, 0): "msahci"}  # later versions: storahci
 class Installed:
     block_bus: str  # "virtio-blk" | "virtio-scsi" | "ide" | "sata"
     net_bus: str  # "virtio-net" | "e1000"
+    video: str  # "qxl" when virtio-win has its QXL driver for this Windows, else "vga"
     virtio_rng: bool
     virtio_balloon: bool
     driver_dir: str  # guest path of Drivers/VirtIO ("" if nothing was copied)
@@ -124,6 +127,7 @@ def install(
     return Installed(
         block_bus=block,
         net_bus=net,
+        video="qxl" if {"qxl.inf", "qxldod.inf"} & set(files) else "vga",
         virtio_rng="viorng.inf" in files,
         virtio_balloon="balloon.inf" in files,
         driver_dir=driver_dir if files else "",
