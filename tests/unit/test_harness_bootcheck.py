@@ -88,6 +88,9 @@ def test_qemu_argv_variants(monkeypatch: pytest.MonkeyPatch) -> None:
     assert any("format=qcow2" in a for a in _argv(fmt="qcow2"))
     assert "virtio-net-pci,netdev=n0,mac=52:54:00:00:00:01" in _argv(
         nic_model="virtio-net-pci", mac="52:54:00:00:00:01")
+    two = _argv(extra_nics=[("virtio-net-pci", "52:54:00:00:00:02")])
+    assert "user,id=n1,net=10.0.3.0/24" in two
+    assert "virtio-net-pci,netdev=n1,mac=52:54:00:00:00:02" in two
     uefi = _argv(firmware="uefi", vars_file=Path("/tmp/vars.fd"))
     assert f"if=pflash,format=raw,unit=0,readonly=on,file={bootcheck.OVMF_CODE}" in uefi
     assert "if=pflash,format=raw,unit=1,file=/tmp/vars.fd" in uefi

@@ -102,6 +102,7 @@ def qemu_argv(
     image: str | Path, *, bus: str, firmware: str, fmt: str, nic_model: str, mac: str,
     memory_mb: int, cpus: int, snapshot: bool, console_log: Path, vars_file: Path | None,
     extra_disks: Sequence[str | Path | tuple[str | Path, str]] = (),
+    extra_nics: Sequence[tuple[str, str]] = (),
 ) -> list[str]:
     """The qemu command line (pure: no files are touched)."""
     argv = ["qemu-system-x86_64", *accel.qemu_args(), "-machine", "pc", "-m", str(memory_mb),
@@ -124,6 +125,9 @@ def qemu_argv(
     for i, (path, dfmt) in enumerate(disks):
         argv += _drive(i, path, dfmt, bus)
     argv += ["-netdev", "user,id=n0", "-device", f"{nic_model},netdev=n0,mac={mac}"]
+    for i, (model, nic_mac) in enumerate(extra_nics, start=1):   # user network 10.0.(2+i).0/24
+        argv += ["-netdev", f"user,id=n{i},net=10.0.{2 + i}.0/24",
+                 "-device", f"{model},netdev=n{i},mac={nic_mac}"]
     if snapshot:
         argv.append("-snapshot")
     return argv
@@ -143,6 +147,7 @@ def boot(
     snapshot: bool = True,
     console_log: str | Path | None = None,
     extra_disks: Sequence[str | Path | tuple[str | Path, str]] = (),
+    extra_nics: Sequence[tuple[str, str]] = (),
     wait_marker: bool = True,
     marker_grace: float = 180.0,
 ) -> BootResult:
@@ -150,7 +155,8 @@ def boot(
 
     After a login prompt, wait at most `marker_grace` more seconds for a marker line; if none
     comes the outcome is still "login", with no markers.  The serial log is kept at
-    `console_log` (default: a new file under the temp directory).
+    `console_log` (default: a new file under the temp directory).  `extra_nics`: more
+    (model, MAC) NICs after the first, each on its own user network 10.0.(2+i).0/24.
     """
     if not Path(image).exists():
         raise FileNotFoundError(str(image))
@@ -164,7 +170,7 @@ def boot(
         shutil.copyfile(OVMF_VARS, vars_file)
     argv = qemu_argv(image, bus=bus, firmware=firmware, fmt=fmt, nic_model=nic_model, mac=mac,
                      memory_mb=memory_mb, cpus=cpus, snapshot=snapshot, console_log=log_path,
-                     vars_file=vars_file, extra_disks=extra_disks)
+                     vars_file=vars_file, extra_disks=extra_disks, extra_nics=extra_nics)
     stderr_path = tmpdir / "qemu.stderr"
     start = time.monotonic()
     with open(stderr_path, "w") as err:
