@@ -34,6 +34,7 @@ import os
 import re
 import shlex
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -194,18 +195,69 @@ def known_keys(t: Target) -> list[tuple[str, str]]:
         return []
 
 
+# A server busy with many clients drops new connections before the key exchange (sshd's
+# MaxStartups, default 10:30:100): the client sees the connection closed before the server's
+# banner.  Nothing ran on the server then, so trying again shortly is safe.
+PREAUTH_DROP = ("kex_exchange_identification", "Connection closed by remote host",
+                "Connection reset by peer")
+DROP_RETRIES = (1.0, 2.0, 4.0)  # seconds before each new try
+
+
+def dropped_before_login(stderr: str) -> bool:
+    """stderr of ssh/scp/ssh-keyscan says the server dropped the connection before the key
+    exchange (not a refusal, an authentication or a host key failure)."""
+    if "Permission denied" in stderr or "Host key verification failed" in stderr:
+        return False
+    return any(m in stderr for m in PREAUTH_DROP)
+
+
+def run_retrying_drops(argv: list[str], t: Target, *, timeout: float, failed: int,
+                       env: dict[str, str] | None = None) -> process.Result:
+    """process.run(argv), again after a short wait while it fails with exit `failed` because
+    the server dropped the connection before the key exchange (bounded: DROP_RETRIES)."""
+    for delay in (*DROP_RETRIES, None):
+        r = process.run(argv, timeout=timeout, check=False, env=env)
+        if r.rc != failed or not dropped_before_login(r.err) or delay is None:
+            return r
+        log.debug(f"{t.host}:{t.port} dropped the connection before the key exchange "
+                  f"(busy server?): trying again in {delay:.0f} s")
+        time.sleep(delay)
+    return r
+
+
+# Host key types asked for, one at a time: a plain `ssh-keyscan` opens a connection per type at
+# once, which a busy server's MaxStartups drops (three p2v clients = 15 simultaneous
+# pre-authentication connections, past sshd's default of 10).
+KEYSCAN_TYPES = ("ed25519", "ecdsa", "rsa")
+
+
+def _keyscan_type(t: Target, kind: str, timeout: int) -> tuple[list[tuple[str, str]], str]:
+    for delay in (*DROP_RETRIES, None):
+        r = process.run(["ssh-keyscan", "-T", str(timeout), "-t", kind, "-p", str(t.port),
+                         "--", t.host], timeout=timeout + 20, check=False)
+        keys = [(p[1], p[2]) for p in (ln.split() for ln in r.out.splitlines()
+                                       if not ln.startswith("#")) if len(p) >= 3]
+        if keys or delay is None or not dropped_before_login(r.err):
+            return keys, r.err
+        log.debug(f"{t.host}:{t.port} dropped ssh-keyscan before the key exchange (busy "
+                  f"server?): trying again in {delay:.0f} s")
+        time.sleep(delay)
+    return [], ""
+
+
 def keyscan(t: Target, timeout: int = 10) -> list[tuple[str, str]]:
-    """The host keys the server offers right now (ssh-keyscan)."""
-    r = process.run(["ssh-keyscan", "-T", str(timeout), "-p", str(t.port), "--", t.host],
-                    timeout=timeout + 20, check=False)
-    keys = []
-    for line in r.out.splitlines():
-        parts = line.split()
-        if len(parts) >= 3 and not line.startswith("#"):
-            keys.append((parts[1], parts[2]))
+    """The host keys the server offers right now (ssh-keyscan, one key type at a time)."""
+    keys: list[tuple[str, str]] = []
+    err = ""
+    for kind in KEYSCAN_TYPES:
+        found, e = _keyscan_type(t, kind, timeout)
+        keys += found
+        err = err if found else (e or err)
+        if not found and any(ln.strip() and not ln.startswith("#") for ln in e.splitlines()):
+            break  # refused, unreachable, or still dropped after retries: not "type not offered"
     if not keys:
         raise V2VError(f"cannot reach conversion server {t.host}:{t.port} to read its host "
-                       f"key: {explain(r.err, t)}")
+                       f"key: {explain(err, t)}")
     return keys
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,11 +18,15 @@ def _bind(d: str) -> None:
         s.bind(os.path.join(d, "disk12.sock"))
 
 
-def test_short_tmpdir_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PYV2V_TMPDIR", str(tmp_path))
-    d = private_sockdir("pyv2v-libvirt-ssh-")
-    assert Path(d).parent == tmp_path and os.stat(d).st_mode & 0o777 == 0o700
-    _bind(d)
+def test_short_tmpdir_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    short = tempfile.mkdtemp(prefix="s", dir="/tmp")
+    try:
+        monkeypatch.setenv("PYV2V_TMPDIR", short)
+        d = private_sockdir("pyv2v-libvirt-ssh-")
+        assert Path(d).parent == Path(short) and os.stat(d).st_mode & 0o777 == 0o700
+        _bind(d)
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
 
 
 def test_deep_tmpdir_falls_back_to_a_short_one(tmp_path: Path,

@@ -130,16 +130,16 @@ class Session:
         """Run a remote command; ssh's own failures raise, the command's exit code is returned."""
         self.check_host_key()
         cmd = command if isinstance(command, str) else ssh.quote(command)
-        r = process.run(ssh.ssh_argv(self.target, cmd), timeout=timeout, check=False,
-                        env=self.env())
+        r = ssh.run_retrying_drops(ssh.ssh_argv(self.target, cmd), self.target,
+                                   timeout=timeout, failed=SSH_FAILED, env=self.env())
         if r.rc == SSH_FAILED:
             raise self._fail(what, r.err)
         return r
 
     def scp(self, files: Sequence[str], remote_dir: str, timeout: float = 300) -> None:
         self.check_host_key()
-        r = process.run(ssh.scp_argv(self.target, files, remote_dir), timeout=timeout,
-                        check=False, env=self.env())
+        r = ssh.run_retrying_drops(ssh.scp_argv(self.target, files, remote_dir), self.target,
+                                   timeout=timeout, failed=1, env=self.env())
         if r.rc != 0:
             raise self._fail(f"scp to {remote_dir}", r.err)
 
