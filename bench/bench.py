@@ -7,7 +7,8 @@
 3. bench/vmware_bench.py: `-i ova` and `-i vmx` vs `virt-v2v` on VMware exports generated from
    the same fixture (wall time, bytes written).
 4. If bench/p2v_bench.py exists (p2v → v2v over a loopback sshd vs stock virt-p2v → virt-v2v),
-   it is run too.
+   it is run too; so is bench/transport_bench.py (issue 16: the used disk on loopback and over
+   a 100 Mbit/s, 20 ms RTT link, bytes through the tunnel and wall time vs the stock pair).
 Speed is measured here, never asserted in tests.
 """
 
@@ -116,6 +117,9 @@ def main() -> int:
     vmware = HERE / "vmware_bench.py"   # -i ova / -i vmx vs virt-v2v on VMware exports
     if vmware.exists():
         rc = subprocess.call([sys.executable, str(vmware)]) or rc
+    transport = HERE / "transport_bench.py"  # issue 16: used disk + slow link vs the stock pair
+    if transport.exists():
+        rc = subprocess.call([sys.executable, str(transport)]) or rc
     fleet = HERE / "fleet_bench.py"   # jobs/hour with one and two fleet workers
     if fleet.exists():
         rc = subprocess.call([sys.executable, str(fleet)]) or rc

@@ -21,8 +21,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import allocated, row
@@ -42,6 +43,26 @@ class Result:
     tunnel_bytes: int
     written: int
     tail: str = ""
+    link_up: int = 0     # bytes client → sshd counted by the route's proxy (0: no proxy)
+    link_down: int = 0
+
+
+@dataclass
+class Route:
+    """How a client reaches the server: the address to give it and a wrapper for its argv
+    (bench/transport_bench.py routes through pyv2v_harness.slowlink's counting proxy)."""
+    host: str
+    port: int
+    wrap: Callable[[list[str]], list[str]] = field(default=lambda argv: argv)
+    counts: Callable[[], tuple[int, int]] = field(default=lambda: (0, 0))
+
+
+Via = Callable[[int], AbstractContextManager[Route]]
+
+
+@contextmanager
+def direct(port: int) -> Iterator[Route]:
+    yield Route("127.0.0.1", port)
 
 
 def processes() -> dict[int, tuple[int, str]]:
@@ -101,17 +122,23 @@ def run_client(argv: list[str], outdir: Path, log: Path, env: dict[str, str] | N
                   "\n".join(lines[-8:]))
 
 
-def ours(image: Path, work: Path) -> Result:
+def with_counts(r: Result, route: Route) -> Result:
+    r.link_up, r.link_down = route.counts()
+    return r
+
+
+def ours(image: Path, work: Path, via: Via = direct) -> Result:
     srv = loopback.start_conversion_server(work / "server-bin")
     try:
         out = work / "out"
         out.mkdir()
-        argv = [str(Path(sys.executable).with_name("p2v")), "--server", srv.host, "--port",
-                str(srv.port), "--username", "root", "--identity", f"file://{srv.user_key}",
-                "--hostkey", srv.fingerprint, "--known-hosts", str(work / "known_hosts"),
-                "--name", NAME, "--disk", str(image), "-o", "local", "--os", str(out),
-                "--cores", "1", "--memory", "1G"]
-        return run_client(argv, out, work / "p2v.log")
+        with via(srv.port) as route:
+            argv = [str(Path(sys.executable).with_name("p2v")), "--server", route.host,
+                    "--port", str(route.port), "--username", "root", "--identity",
+                    f"file://{srv.user_key}", "--hostkey", srv.fingerprint, "--known-hosts",
+                    str(work / "known_hosts"), "--name", NAME, "--disk", str(image), "-o",
+                    "local", "--os", str(out), "--cores", "1", "--memory", "1G"]
+            return with_counts(run_client(route.wrap(argv), out, work / "p2v.log"), route)
     finally:
         srv.stop()
 
@@ -130,24 +157,26 @@ def stock_client_bin(work: Path, known_hosts: Path) -> Path:
     return d
 
 
-def reference(image: Path, work: Path) -> Result:
+def reference(image: Path, work: Path, via: Via = direct) -> Result:
     if not STOCK_XZ.exists():
         raise RuntimeError("Debian's virt-p2v is not installed (apt-get install virt-p2v)")
     srv = loopback.start(env={"LIBGUESTFS_BACKEND": "direct", **accel.libguestfs_env()})
     old_ids = set(Path("/tmp").glob("id.*"))
     try:
-        known_hosts = work / "known_hosts"
-        known_hosts.write_text(f"[{srv.host}]:{srv.port} {' '.join(srv.host_key)}\n")
-        bindir = stock_client_bin(work, known_hosts)
-        out = work / "out"
-        out.mkdir()
-        cmdline = (f"p2v.server={srv.host} p2v.port={srv.port} p2v.username=root "
-                   f"p2v.identity=file://{srv.user_key} p2v.name={NAME} p2v.disks={image} "
-                   f"p2v.vcpu.cores=1 p2v.memory=1G p2v.o=local p2v.os={out} "
-                   "p2v.post=true p2v.fail=true")
-        env = {**os.environ, "PATH": f"{bindir}:{os.environ.get('PATH', '')}"}
-        return run_client([str(bindir / "virt-p2v"), "-v", f"--cmdline={cmdline}"], out,
-                          work / "virt-p2v.log", env=env, cwd=work)
+        with via(srv.port) as route:
+            known_hosts = work / "known_hosts"
+            known_hosts.write_text(f"[{route.host}]:{route.port} {' '.join(srv.host_key)}\n")
+            bindir = stock_client_bin(work, known_hosts)
+            out = work / "out"
+            out.mkdir()
+            cmdline = (f"p2v.server={route.host} p2v.port={route.port} p2v.username=root "
+                       f"p2v.identity=file://{srv.user_key} p2v.name={NAME} p2v.disks={image} "
+                       f"p2v.vcpu.cores=1 p2v.memory=1G p2v.o=local p2v.os={out} "
+                       "p2v.post=true p2v.fail=true")
+            env = {**os.environ, "PATH": f"{bindir}:{os.environ.get('PATH', '')}"}
+            argv = route.wrap([str(bindir / "virt-p2v"), "-v", f"--cmdline={cmdline}"])
+            return with_counts(run_client(argv, out, work / "virt-p2v.log", env=env, cwd=work),
+                               route)
     finally:
         key = srv.user_key.read_bytes()
         srv.stop()
