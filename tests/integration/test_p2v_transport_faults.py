@@ -111,7 +111,7 @@ def test_byte_corrupted_in_transit_fails_verification(
     run = P2V.start(rig.srv, rig.source, rig.out, "corrupt")
     p2v_line, server_line = assert_clean_end(rig, run)
     assert (shim / "corrupt.img").exists()  # the hook was used
-    assert server_line.endswith("verification of sda failed: 1 of 8 ranges differ from the "
+    assert server_line.endswith("verification of sda failed: 1 of 32 ranges differ from the "
                                 f"source, first at offset {20 << 20}"), server_line
     assert "Inspecting the source" not in server_log(run.remote_dir())
     assert "virt-v2v failed with exit code 1" in p2v_line, p2v_line

@@ -2,6 +2,8 @@
 appliance: the NBD server is killed mid-pull (once bytes have landed) and started again on the
 same socket, as p2v does after re-opening its forward: the pull continues and the copy equals
 the source on every pulled range; never started again: a one-line V2VError after the retries.
+Under --bandwidth (ratelimit.py) the same pull is paced, still resumes, and its chunk sums
+(what verification compares) are the source's.
 """
 
 from __future__ import annotations
@@ -18,15 +20,17 @@ import pytest
 
 from pyv2v import nbd
 from pyv2v.errors import V2VError
-from pyv2v.v2v import transfer
+from pyv2v.v2v import ratelimit, transfer
 
 SIZE = 24 << 20
 RANGES = [(0, 4 << 20), (6 << 20, 10 << 20), (20 << 20, 4 << 20)]
 
 
-def serve(source: Path, sock: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(["nbdkit", "-r", "-f", "-U", str(sock), "--filter=rate", "file",
-                             f"file={source}", "rate=16M"], stderr=subprocess.DEVNULL)
+def serve(source: Path, sock: Path, rate: str = "16M") -> subprocess.Popen[bytes]:
+    limit = ["--filter=rate"] if rate else []
+    proc = subprocess.Popen(["nbdkit", "-r", "-f", "-U", str(sock), *limit, "file",
+                             f"file={source}", *([f"rate={rate}"] if rate else [])],
+                            stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while not sock.exists():
         assert proc.poll() is None and time.monotonic() < deadline
@@ -89,3 +93,50 @@ def test_pull_survives_a_dropped_nbd_server(tmp_path: Path, restart: bool,
     assert copy[4 << 20:6 << 20] == bytes(2 << 20)  # not pulled: a hole
     assert pulled.sums == [hashlib.sha256(src[o:o + n]).hexdigest()
                            for o, n in transfer.chunks(RANGES)]
+
+
+def test_capped_pull_is_paced_resumes_and_keeps_its_sums(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """16 Mibit/s = 2 MiB/s: 6 MiB take at least ~2.7 s where the same pull uncapped takes
+    well under a second; the server killed and restarted mid-pull: resumed at the cap."""
+    size = 6 << 20
+    source = tmp_path / "disk"
+    source.write_bytes(os.urandom(size))
+    sock = tmp_path / "sdb.sock"
+    proc = serve(source, sock, rate="")
+    uri = nbd.nbd_unix_uri(str(sock))
+    try:
+        t = time.monotonic()
+        free = transfer.pull(uri, str(tmp_path / "free.raw"), size, [(0, size)], print)
+        uncapped = time.monotonic() - t
+        dest, lines = tmp_path / "capped.raw", []
+        t = time.monotonic()
+        capped = transfer.pull(uri, str(dest), size, [(0, size)], lines.append,
+                               ratelimit.RateLimit(16 << 20))
+        took = time.monotonic() - t
+        assert uncapped < 1.0 and took > 2.5, (uncapped, took)
+        assert "limited to 16.8 Mbit/s" in lines[0], lines
+        data = source.read_bytes()
+        for pulled in (free, capped):
+            assert pulled.sums == [hashlib.sha256(data[o:o + n]).hexdigest()
+                                   for o, n in pulled.chunks]
+        assert len(capped.chunks) == size // transfer.CAPPED_CHUNK
+
+        monkeypatch.setattr(transfer, "RETRIES", 3)
+        dest, lines = tmp_path / "resumed.raw", []
+        result: list[object] = []
+        th = threading.Thread(target=lambda: result.append(transfer.pull(
+            uri, str(dest), size, [(0, size)], lines.append, ratelimit.RateLimit(16 << 20))))
+        th.start()
+        wait_for_bytes(dest)
+        proc.kill()
+        proc.wait()
+        sock.unlink(missing_ok=True)
+        proc = serve(source, sock, rate="")
+        th.join(60)
+        assert not th.is_alive() and isinstance(result[0], transfer.Pulled), result
+        assert result[0].reconnects >= 1 and result[0].sums == capped.sums, lines
+        assert dest.read_bytes() == source.read_bytes()
+    finally:
+        proc.kill()
+        proc.wait()

@@ -13,7 +13,7 @@ import pytest
 
 from pyv2v.errors import V2VError
 from pyv2v.p2v import transport as p2v_transport
-from pyv2v.v2v import transfer, usedmap
+from pyv2v.v2v import ratelimit, transfer, usedmap
 
 
 def test_intersect_and_coalesce() -> None:
@@ -105,3 +105,55 @@ def test_client_verifies_only_with_the_features_file(tmp_path: Path) -> None:
     assert not transfer.client_verifies(sock)
     (tmp_path / transfer.FEATURES_FILE).write_text(p2v_transport.FEATURES)
     assert transfer.client_verifies(sock)
+
+
+def test_parse_rate_is_bits_with_1024_suffixes() -> None:
+    assert ratelimit.parse_rate("10M\n") == 10 << 20
+    assert ratelimit.parse_rate(" 512k ") == 512 << 10 and ratelimit.parse_rate("800") == 800
+    assert ratelimit.parse_rate("fast") is None and ratelimit.parse_rate("") is None
+
+
+def test_rate_limit_paces_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [100.0]
+    slept: list[float] = []
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        clock[0] += s
+
+    monkeypatch.setattr(ratelimit.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(ratelimit.time, "sleep", sleep)
+    rate = ratelimit.RateLimit(8 << 20)  # 8 Mibit/s = 1 MiB/s
+    for _ in range(8):
+        rate.take(256 << 10)
+    # 8 x 256 KiB = 2 MiB: the 8th read may start after 7 x 0.25 s (less the burst credit)
+    assert clock[0] - 100.0 == pytest.approx(1.75, abs=0.01), slept
+    assert ratelimit.RateLimit.of(None, None) is None
+
+
+def test_rate_file_is_reread_and_falls_back(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    f = tmp_path / "rate"
+    rate = ratelimit.RateLimit(1 << 20, str(f))
+    assert rate.rate() == 1 << 20  # no file yet: --bandwidth
+    f.write_text("4M\n")
+    monkeypatch.setattr(ratelimit, "RELOAD", 0.0)
+    assert rate.rate() == 4 << 20
+    f.write_text("0\n")
+    assert rate.rate() == 1 << 20  # "0" is no rate: back to --bandwidth
+
+
+def test_bandwidth_keeps_a_p2v_disk_on_its_socket(tmp_path: Path) -> None:
+    """--bandwidth no longer puts an nbdkit proxy (a TCP URI) in front of a raw p2v disk: the
+    pull paces it itself, so the disk keeps the client's socket and gets verified."""
+    from pyv2v.v2v.inputs import InputOptions, get
+
+    sock = tmp_path / "sda.sock"
+    xml = tmp_path / "physical.xml"
+    xml.write_text(f"""<domain type="physical"><name>h</name><memory>1048576</memory>
+  <vcpu>1</vcpu><os><type arch="x86_64">hvm</type></os><devices>
+    <disk type="network" device="disk"><driver name="qemu" type="raw"/>
+      <source protocol="nbd"><host transport="unix" socket="{sock}"/></source>
+      <target dev="sda"/></disk></devices></domain>""")
+    src = get("libvirtxml").source(InputOptions(args=(str(xml),), bandwidth=8 << 20))
+    assert transfer.socket_of(src.disks[0].location) == str(sock), src.disks[0].location

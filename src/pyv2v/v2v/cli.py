@@ -55,7 +55,8 @@ program (`ln -s $(command -v v2v) /usr/local/bin/virt-v2v`).
 
 --bandwidth BPS limits how fast the input is read, in bits per second as in virt-v2v (k/M/G
 suffixes multiply by 1024, as nbdkit reads them: 10M = 10 Mibit/s).  Network inputs (the NBD
-disks of -i libvirtxml, i.e. a p2v client's disks) are read through nbdkit's rate filter, and
+disks of -i libvirtxml, i.e. a p2v client's disks) are read at that rate: a raw disk by v2v's
+own pull, which still resumes and verifies, others through nbdkit's rate filter; and
 --bandwidth-file FILE (same format, re-read while running; it may be created later) adjusts it.
 -i disk reads local files: there the limit applies to the disk copy (BPS/8 bytes/s) and
 --bandwidth-file is refused.  Local-file disks of -i libvirtxml are not limited.

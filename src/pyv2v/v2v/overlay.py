@@ -6,7 +6,8 @@ written.  A remote (NBD) source is first pulled into a local sparse file in one 
 `nbdcopy` pass (zero blocks become holes): the appliance then works against local storage instead
 of paying a network round trip per read, which is where the reference p2v path loses most of its
 time.  Raw NBD sources (p2v disks) move only their used ranges (usedmap.py), resumably and
-hashed, and are verified with the client when it supports it (transfer.py).  The directory is
+hashed, at the --bandwidth rate (`rate`), and are verified with the client when it supports it
+(transfer.py).  The directory is
 removed on exit.
 
 `Overlays(source_disks).disks` are the pipeline's per-disk records (`types.Disk`), each with its
@@ -25,6 +26,7 @@ from dataclasses import replace
 from .. import process
 from ..errors import V2VError
 from . import transfer
+from .ratelimit import RateLimit
 from .types import Disk, SourceDisk
 from .usedmap import Ranges, used_ranges
 
@@ -35,7 +37,8 @@ class Overlays:
     disks: tuple[Disk, ...]
 
     def __init__(self, disks: tuple[SourceDisk, ...], tmpdir: str | None = None,
-                 notify: Callable[[str], None] | None = None) -> None:
+                 notify: Callable[[str], None] | None = None,
+                 rate: RateLimit | None = None) -> None:
         base = tmpdir or os.environ.get("PYV2V_TMPDIR") or "/var/tmp"
         try:
             self.dir = tempfile.mkdtemp(prefix="pyv2v-", dir=base)
@@ -46,6 +49,7 @@ class Overlays:
         self.prefetched_bytes = 0
         self.verified_bytes = 0
         self._notify = notify or (lambda text: None)
+        self._rate = rate
         remote_raw = [d for d in disks if _remote(d.location) and (d.format or "raw") == "raw"]
         self._ranges = dict(zip((d.index for d in remote_raw), self._map(remote_raw),
                                 strict=True))
@@ -77,7 +81,7 @@ class Overlays:
         if d.index in self._ranges:
             name = d.target_dev or f"disk {d.index + 1}"
             pulled = transfer.pull(d.location, local, remote_size(d.location),
-                                   self._ranges[d.index], self._notify)
+                                   self._ranges[d.index], self._notify, self._rate)
             self.prefetched_bytes += pulled.moved
             sock = transfer.socket_of(d.location)
             if sock and transfer.client_verifies(sock):

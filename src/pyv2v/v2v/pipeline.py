@@ -24,6 +24,7 @@ from .copy import CopyOptions, copy_disks, measure_required
 from .monitor import Monitor
 from .network import NetworkMap
 from .overlay import Overlays
+from .ratelimit import RateLimit
 from .types import ConvertOptions, Disk, GuestCaps, Inspect, TargetDisk, TargetMeta, TargetNicPlan
 
 
@@ -56,7 +57,9 @@ def run(plan: Plan, monitor: Monitor) -> TargetMeta:
     target = output.setup(name, source)  # refuses an existing guest before any work
     try:
         monitor.stage("Opening the source")
-        overlays = Overlays(source.disks, notify=monitor.stage)
+        overlays = Overlays(source.disks, notify=monitor.stage,
+                            rate=RateLimit.of(plan.input_opts.bandwidth,
+                                              plan.input_opts.bandwidth_file))
         try:
             disks = tuple(replace(d, destination=dest)
                           for d, dest in zip(overlays.disks, target.disks, strict=True))

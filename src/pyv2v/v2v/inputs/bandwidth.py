@@ -2,7 +2,8 @@
 
 As in virt-v2v, `--bandwidth BPS` is in bits per second and `--bandwidth-file FILE` holds a
 rate (same format) that nbdkit re-reads while the conversion runs.  An input that reads over a
-network (an NBD disk of `-i libvirtxml`, i.e. a p2v client's disk through its ssh tunnel) calls
+network (a non-raw NBD disk of `-i libvirtxml`; raw ones, a p2v client's disks, are paced by
+the server's own pull, v2v/ratelimit.py, which keeps resume and verification) calls
 `throttle(uri, opts)`: it returns the URI of a local read-only nbdkit that proxies `uri` at
 that rate (registered with process.py, so it dies with the conversion).
 """

@@ -53,7 +53,7 @@ def _disk_location(d: DiskXML, i: int) -> tuple[str, bool]:
 class LibvirtXMLInput(Input):
     name = "libvirtxml"
     description = "a libvirt domain XML file (e.g. virt-p2v physical.xml)"
-    network_bandwidth = True  # NBD disks are read through a rate-limited proxy
+    network_bandwidth = True  # NBD disks: raw ones paced by the pull, others via a rate proxy
 
     def source(self, opts: InputOptions) -> Source:
         if len(opts.args) != 1:
@@ -95,7 +95,8 @@ def source_from_domain(root: etree._Element, opts: InputOptions, path: str,
             fmt, size = probe_image(loc, fmt, opts.allow_external_files)
         else:
             fmt, size = fmt or "raw", None
-            loc = throttle(loc, opts)  # --bandwidth: bits/s on the network read
+            if fmt != "raw":  # raw: paced by the server's own pull (v2v/ratelimit.py)
+                loc = throttle(loc, opts)  # --bandwidth: bits/s on the network read
         disks.append(SourceDisk(index=i, location=loc, format=fmt,
                                 target_dev=d.target_dev, size=size))
     if not disks:
