@@ -157,3 +157,39 @@ def test_bandwidth_keeps_a_p2v_disk_on_its_socket(tmp_path: Path) -> None:
       <target dev="sda"/></disk></devices></domain>""")
     src = get("libvirtxml").source(InputOptions(args=(str(xml),), bandwidth=8 << 20))
     assert transfer.socket_of(src.disks[0].location) == str(sock), src.disks[0].location
+
+
+def test_p2v_bandwidth_reaches_v2v_and_bad_rates_are_refused() -> None:
+    from pyv2v.p2v import config, wrapper
+    from pyv2v.p2v.kernel_cmdline import Cmdline
+
+    cfg = config.Config()
+    assert "--bandwidth" not in wrapper.v2v_argv(cfg, False) and not cfg.compress
+    config.apply_cmdline(cfg, Cmdline.from_string("p2v.bandwidth=10M p2v.compress"))
+    argv = wrapper.v2v_argv(cfg, False)
+    assert argv[argv.index("--bandwidth") + 1] == "10M" and cfg.compress
+    with pytest.raises(V2VError, match="bits per second"):
+        config.apply_cmdline(config.Config(), Cmdline.from_string("p2v.bandwidth=fast"))
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_compress_is_ssh_c_on_the_data_connection(tmp_path: Path, compress: bool) -> None:
+    from pyv2v import ssh
+    from pyv2v.p2v import nbd_export
+
+    disk = tmp_path / "disk.img"
+    disk.write_bytes(bytes(1 << 20))
+    seen: list[list[str]] = []
+
+    class Session:
+        target = ssh.Target(host="conv.example.com", port=22, user="root",
+                            known_hosts=str(tmp_path / "kh"))
+
+        def spawn(self, argv: list[str]) -> None:
+            seen.append(argv)
+            raise V2VError("stop here")
+
+    with pytest.raises(V2VError, match="stop here"):
+        nbd_export.open_data_conn(Session(), str(disk), "nbdkit",  # type: ignore[arg-type]
+                                  "/tmp/virt-p2v-x/sda.sock", compress)
+    assert seen[0][0] == "ssh" and ("-C" in seen[0]) == compress, seen

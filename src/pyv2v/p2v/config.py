@@ -38,6 +38,12 @@ from .values import (  # noqa: F401 - config.parse_value, config.field_problemâ€
 )
 
 
+def _bandwidth_problem(value: str) -> str | None:
+    from ..v2v.ratelimit import parse_rate
+
+    return None if parse_rate(value) else "expected a rate in bits per second, e.g. 10M"
+
+
 def _f(default: Any, key: str, **kw: Any) -> Any:
     meta = {"spec": Spec(key, **kw)}
     if isinstance(default, list):
@@ -113,6 +119,11 @@ class Config:
     nbd_server: str = _f("nbdkit", "p2v.nbd_server", kind="enum", flag="--nbd-server",
                          choices=("nbdkit", "qemu-nbd"),
                          help="local NBD server exporting the disks (default nbdkit)")
+    bandwidth: str | None = _f(None, "p2v.bandwidth", flag="--bandwidth", metavar="BPS",
+                               help="virt-v2v --bandwidth: cap the disk pull, bits/s "
+                               "(10M = 10 Mibit/s)", rule=_bandwidth_problem)
+    compress: bool = _f(False, "p2v.compress", kind="bool", flag="--compress",
+                        help="compress the disk data in ssh (-C): pays below ~40 Mbit/s")
     dump_config_and_exit: bool = _f(False, "p2v.dump_config_and_exit", kind="bool",
                                     flag="--dump-config", help="print the configuration, exit")
 

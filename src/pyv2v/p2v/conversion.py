@@ -182,7 +182,7 @@ class Conversion:
             self._check_cancel()
             self.emit(Status(f"Starting local NBD server and data connection for {disk}"))
             sock = socket_path(rdir, disk, i) if sockets else None
-            self._conns.append(open_data_conn(s, disk, cfg.nbd_server, sock))
+            self._conns.append(open_data_conn(s, disk, cfg.nbd_server, sock, cfg.compress))
         self._report_new_keys()
         hw = self.hw
         macs = hw.macs if hw else find_interfaces("/")[1]

@@ -58,6 +58,7 @@ class DataConn:
     stderr_tail: collections.deque[str] = field(
         default_factory=lambda: collections.deque(maxlen=20))
     remote_socket: str | None = None
+    compress: bool = False  # ssh -C (p2v --compress)
 
     @property
     def endpoint(self) -> int | str:
@@ -109,7 +110,7 @@ def _read_stderr(child: process.Child, tail: collections.deque[str],
 
 
 def open_data_conn(session: Session, disk: str, server: str = "nbdkit",
-                   remote_socket: str | None = None) -> DataConn:
+                   remote_socket: str | None = None, compress: bool = False) -> DataConn:
     path = device_path(disk)
     size = check_disk(disk)
     nbd_server = nbd.start_readonly(path, server, unix=True)
@@ -124,6 +125,8 @@ def open_data_conn(session: Session, disk: str, server: str = "nbdkit",
 
             def up(line: str) -> object:
                 return remote_socket if ssh.parse_socket_forward(line) == remote_socket else None
+        if compress:
+            argv.insert(1, "-C")
         child = session.spawn(argv)
     except BaseException:
         nbd_server.stop()
@@ -149,7 +152,7 @@ def open_data_conn(session: Session, disk: str, server: str = "nbdkit",
                            "and AllowTcpForwarding yes or remote)")
         raise V2VError(f"{what}: {ssh.explain(text, session.target)}")
     port = found[0] if isinstance(found[0], int) else 0
-    conn = DataConn(disk, nbd_server, child, port, size, tail, remote_socket)
+    conn = DataConn(disk, nbd_server, child, port, size, tail, remote_socket, compress)
     log.debug(f"data connection for {disk}: local {nbd_server.uri} → server {conn.endpoint}")
     return conn
 

@@ -101,7 +101,7 @@ class Transport:
             time.sleep(BACKOFF * 2 ** (attempt - 1))
             try:
                 self.s.run(f"rm -f {shlex.quote(c.remote_socket)}", what="data connection")
-                new = open_data_conn(self.s, c.disk, self.server, c.remote_socket)
+                new = open_data_conn(self.s, c.disk, self.server, c.remote_socket, c.compress)
                 self.emit(Status(f"Data connection for {c.disk} re-established"))
                 return new
             except V2VError as e:

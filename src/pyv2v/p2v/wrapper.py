@@ -58,6 +58,8 @@ def v2v_argv(cfg: Config, colours: bool) -> list[str]:
         argv += ["-os", cfg.output_storage]
     for item in cfg.output_misc:
         argv += ["-oo", item]
+    if cfg.bandwidth:
+        argv += ["--bandwidth", cfg.bandwidth]
     return argv + ["--root", "first", "physical.xml"]
 
 
