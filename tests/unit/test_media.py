@@ -118,3 +118,67 @@ def test_cli_bad_setting_is_one_line_error(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "p2v-make-media: error:" in err and "Traceback" not in err
     assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_status_script_prints_address_route_and_keymap(tmp_path: Path) -> None:
+    """p2v-status (kernel mode's ExecStartPre) with `ip` and `dumpkeys` answering as on a
+    German-keymap, static-address boot: one console line each."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "ip").write_text(
+        '#!/bin/sh\ncase "$*" in\n'
+        "  *address*) echo 'ens4             UP             10.0.2.20/24 ' ;;\n"
+        "  *route*) echo 'default via 10.0.2.2 dev ens4 proto static' ;;\nesac\n"
+    )
+    (bindir / "dumpkeys").write_text(
+        "#!/bin/sh\n[ \"$1 $2\" = '-C /dev/tty1' ] || exit 1\n"
+        "printf 'keymaps 0-2\\nkeycode  20 = +t\\nkeycode  21 = +z    +Z    Control_z\\n'\n"
+    )
+    for f in bindir.iterdir():
+        f.chmod(0o755)
+    script = tmp_path / "p2v-status"
+    script.write_text(imagefiles.STATUS)
+    env = {**os.environ, "PATH": f"{bindir}:/usr/bin:/bin"}
+    out = subprocess.run(["sh", str(script)], env=env, capture_output=True, text=True).stdout
+    assert out.splitlines() == [
+        "p2v media: address ens4             UP             10.0.2.20/24 ",
+        "p2v media: route default via 10.0.2.2 dev ens4 proto static",
+        "p2v media: keyboard: keycode 21 types +z",
+    ]
+    assert "ExecStartPre=-/usr/lib/pyv2v/p2v-status" in imagefiles.KERNEL_UNIT
+    assert imagefiles.FILES["/usr/lib/pyv2v/p2v-status"][1] == 0o755
+
+
+@pytest.mark.parametrize(
+    "cmdline, conf, loaded",
+    [
+        ("quiet vconsole.keymap=de", "", "-q -C /dev/tty1 de"),
+        ("quiet", 'KEYMAP="fr"\n', "-q -C /dev/tty1 fr"),
+        ("vconsole.keymap=de-latin1", "KEYMAP=fr\n", "-q -C /dev/tty1 de-latin1"),
+        ("quiet", "", None),  # no layout asked for: the kernel's default (US) stays
+    ],
+)
+def test_keymap_script_loads_the_asked_layout(
+    tmp_path: Path, cmdline: str, conf: str, loaded: str | None
+) -> None:
+    """Debian's systemd has no systemd-vconsole-setup: p2v-keymap (sysinit) runs loadkeys."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    record = tmp_path / "loadkeys.args"
+    (bindir / "loadkeys").write_text(f'#!/bin/sh\necho "$*" > {record}\n')
+    (bindir / "loadkeys").chmod(0o755)
+    (tmp_path / "cmdline").write_text(cmdline + "\n")
+    (tmp_path / "vconsole.conf").write_text(conf)
+    script = tmp_path / "p2v-keymap"
+    script.write_text(imagefiles.KEYMAP)
+    env = {
+        **os.environ,
+        "PATH": f"{bindir}:/usr/bin:/bin",
+        "PYV2V_PROC_CMDLINE": str(tmp_path / "cmdline"),
+        "PYV2V_VCONSOLE_CONF": str(tmp_path / "vconsole.conf"),
+    }
+    assert subprocess.run(["sh", str(script)], env=env).returncode == 0
+    assert (record.read_text().strip() if record.exists() else None) == loaded
+    link = "/etc/systemd/system/sysinit.target.wants/p2v-keymap.service"
+    assert imagefiles.LINKS[link] == "/usr/lib/systemd/system/p2v-keymap.service"
+    assert "After=" in imagefiles.KERNEL_UNIT and "p2v-keymap.service" in imagefiles.KERNEL_UNIT

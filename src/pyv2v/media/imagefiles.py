@@ -7,7 +7,8 @@ output on the console, then p2v.post/p2v.fail act (poweroff by default after suc
 root).  Otherwise the console UI runs on tty1 and on every `console=ttyS…` the kernel was
 given.  tty2 always holds a root shell (no login anywhere).  The network comes up by DHCP on
 every Ethernet link; `ip=` on the command line (systemd-network-generator) takes precedence.
-The keyboard layout: `vconsole.keymap=de` (systemd-vconsole-setup + console-data keymaps).
+The keyboard layout: `vconsole.keymap=de` (or KEYMAP= in /etc/vconsole.conf) loaded by our
+p2v-keymap.service with console-data's keymaps: Debian's systemd has no systemd-vconsole-setup.
 """
 
 from __future__ import annotations
@@ -60,6 +61,46 @@ export HOME=/root
 exec /usr/bin/p2v --config @CONF@ --iso
 """.replace("@CONF@", CONF)
 
+KEYMAP = r"""#!/bin/sh
+# pyv2v media: load the console keyboard layout named by vconsole.keymap= on the kernel command
+# line (or KEYMAP= in /etc/vconsole.conf); the layout is global to every virtual terminal.
+set -f
+map=""
+conf="${PYV2V_VCONSOLE_CONF:-/etc/vconsole.conf}"  # the overrides are for tests
+if [ -r "$conf" ]; then
+  map=$(sed -n 's/^KEYMAP=\(["]\{0,1\}\)\(.*\)\1$/\2/p' "$conf")
+fi
+for w in $(cat "${PYV2V_PROC_CMDLINE:-/proc/cmdline}"); do
+  case "$w" in vconsole.keymap=*) map="${w#vconsole.keymap=}" ;; esac
+done
+[ -n "$map" ] || exit 0
+exec loadkeys -q -C "${PYV2V_KEYMAP_TTY:-/dev/tty1}" "$map"
+"""
+
+KEYMAP_UNIT = """[Unit]
+Description=p2v media: console keyboard layout (vconsole.keymap=)
+DefaultDependencies=no
+Before=sysinit.target p2v-kernel.service
+ConditionPathExists=/dev/tty1
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/lib/pyv2v/p2v-keymap
+StandardOutput=journal+console
+StandardError=journal+console
+"""
+
+STATUS = r"""#!/bin/sh
+# pyv2v media: what this boot set up, on the console before kernel-mode p2v starts (an
+# administrator watching the screen sees which address and route p2v will use, and whether
+# the keyboard layout took: the key right of T types y on a US keymap, z on a German one).
+ip -4 -brief address show scope global | sed 's/^/p2v media: address /'
+ip -4 route show default | sed 's/^/p2v media: route /'
+key=$(dumpkeys -C /dev/tty1 2>/dev/null | sed -n 's/^keycode  *21 = *\([^ ]*\).*/\1/p')
+echo "p2v media: keyboard: keycode 21 types ${key:-?}"
+"""
+
 P2V_SCRIPT = """#!/usr/bin/python3
 import sys
 
@@ -71,10 +112,11 @@ sys.exit(main())
 KERNEL_UNIT = f"""[Unit]
 Description=p2v: convert this machine (kernel mode: a conversion server is configured)
 Wants=network-online.target
-After=network-online.target systemd-resolved.service
+After=network-online.target systemd-resolved.service p2v-keymap.service
 
 [Service]
 Type=simple
+ExecStartPre=-/usr/lib/pyv2v/p2v-status
 ExecStart=/usr/bin/p2v --config {CONF}
 StandardInput=null
 StandardOutput=journal+console
@@ -84,7 +126,7 @@ Environment=HOME=/root TERM=linux
 
 CONSOLE_UNIT = """[Unit]
 Description=p2v console UI on %I
-After=systemd-user-sessions.service
+After=systemd-user-sessions.service p2v-keymap.service
 Conflicts=getty@%i.service serial-getty@%i.service
 
 [Service]
@@ -145,6 +187,9 @@ line; otherwise the conversion UI runs on tty1.
 FILES: dict[str, tuple[str, int]] = {
     "/usr/lib/systemd/system-generators/pyv2v-p2v-generator": (GENERATOR, 0o755),
     "/usr/lib/pyv2v/p2v-console": (CONSOLE_LAUNCH, 0o755),
+    "/usr/lib/pyv2v/p2v-status": (STATUS, 0o755),
+    "/usr/lib/pyv2v/p2v-keymap": (KEYMAP, 0o755),
+    "/usr/lib/systemd/system/p2v-keymap.service": (KEYMAP_UNIT, 0o644),
     "/usr/bin/p2v": (P2V_SCRIPT, 0o755),
     "/usr/lib/systemd/system/p2v-kernel.service": (KERNEL_UNIT, 0o644),
     "/usr/lib/systemd/system/p2v-console@.service": (CONSOLE_UNIT, 0o644),
@@ -163,6 +208,7 @@ _ETC, _LIB, _OURS = "/etc/systemd/system", "/lib/systemd/system", "/usr/lib/syst
 # enabled units: (target, unit file, instance name in the target's .wants or "")
 ENABLED = [
     ("multi-user", f"{_OURS}/p2v-shell@.service", "p2v-shell@tty2.service"),
+    ("sysinit", f"{_OURS}/p2v-keymap.service", ""),
     ("multi-user", f"{_LIB}/systemd-networkd.service", ""),
     ("multi-user", f"{_LIB}/systemd-resolved.service", ""),
     ("sysinit", f"{_LIB}/systemd-network-generator.service", ""),

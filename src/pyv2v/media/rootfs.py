@@ -31,13 +31,28 @@ from ..errors import V2VError
 from . import aptsource, imagefiles, pack, payload
 
 SUITE = "bookworm"
-RECIPE_VERSION = 1  # bump when _build changes what it makes
+RECIPE_VERSION = 2  # bump when _build changes what it makes
 DEFAULT_CACHE = "/var/cache/pyv2v/media"
 BOOTSTRAP = ["systemd-sysv", "udev", "kmod"]
-# The live system: kernel + the firmware Debian main ships, networking, p2v's run-time needs.
+# main + the archive area Debian (since bookworm) puts the redistributable firmware in
+COMPONENTS = ["main", "non-free-firmware"]
+# NIC and storage-controller firmware a server's drivers load at boot (Broadcom NetXtreme
+# II/bnx2x, QLogic FC/iSCSI/FCoE HBAs and NICs, Realtek, and firmware-misc-nonfree: Intel
+# ice DDP, Broadcom tg3 TSO, Adaptec aic94xx, Mellanox/Chelsio...).
+FIRMWARE = [
+    "firmware-linux-free",
+    "firmware-bnx2",
+    "firmware-bnx2x",
+    "firmware-qlogic",
+    "firmware-realtek",
+    "firmware-netxen",
+    "firmware-myricom",
+    "firmware-misc-nonfree",
+]
+# The live system: kernel + firmware, networking, p2v's run-time needs.
 PACKAGES = [
     "linux-image-amd64",
-    "firmware-linux-free",
+    *FIRMWARE,
     "python3",
     "python3-lxml",
     "openssh-client",
@@ -79,6 +94,14 @@ DROP_PATHS = [
     "var/cache/ldconfig",
     "var/lib/systemd/random-seed",
     "boot",
+    # firmware for the hardware whose drivers DROP_MODULES removed (GPUs, radios, sound)
+    "usr/lib/firmware/nvidia",
+    "usr/lib/firmware/i915",
+    "usr/lib/firmware/rtlwifi",
+    "usr/lib/firmware/rtw88",
+    "usr/lib/firmware/rtw89",
+    "usr/lib/firmware/rtl_bt",
+    "usr/lib/firmware/mediatek",
 ]
 CHROOT_ENV = {
     "DEBIAN_FRONTEND": "noninteractive",
@@ -116,6 +139,7 @@ def recipe() -> dict[str, object]:
         "python_deps": payload.deps_digest(),
         "recipe_version": RECIPE_VERSION,
         "drop_paths": DROP_PATHS,
+        "components": COMPONENTS,
     }
 
 
@@ -190,6 +214,7 @@ def _build(rec: dict[str, object], out: Path, cache: Path) -> dict[str, object]:
             [
                 "debootstrap",
                 "--variant=minbase",
+                f"--components={','.join(COMPONENTS)}",
                 f"--include={','.join(BOOTSTRAP)}",
                 f"--cache-dir={debs}",
                 SUITE,
