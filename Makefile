@@ -18,6 +18,8 @@ APT_PACKAGES += curl openssl
 APT_PACKAGES += libwin-hivex-perl
 # -i libvirt -ic qemu+ssh:// tests: libvirt's proxy=netcat (nc -U) reaches the private libvirtd
 APT_PACKAGES += netcat-openbsd
+# the fixture builder makes XFS filesystems (debian12-nm-xfs)
+APT_PACKAGES += xfsprogs
 
 .PHONY: setup apt venv test lint unit demo bench clean
 
