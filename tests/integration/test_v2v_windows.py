@@ -25,8 +25,12 @@ from v2v_helpers import assert_one_line_error, run_v2v
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from unit.test_convert_windows_golden import VIRTIO_OSES, fake_virtio_win  # noqa: E402
 
+from pyv2v_harness.windows import windows_recipe  # noqa: E402
+from pyv2v_harness.windows.image import mbr_signature  # noqa: E402
+
 GOOD = ("win2022", "win2008r2", "win10", "win2022-uefi")
 FB = "/Program Files/pyv2v/Firstboot"
+LABEL_BYTES = 34 * 512  # MBR, or protective MBR + GPT header + partition entries
 
 
 def _image(name: str) -> Path:
@@ -65,6 +69,8 @@ def windows_conversions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, d
             "-i", "disk", str(img), "-o", "local", "-os", str(os_dir), "-on", name, env=env
         )
         out[name] = {"res": res, "dir": os_dir, "source_unchanged": _sha(img) == before}
+        with img.open("rb") as f:
+            out[name]["source_mbr"] = f.read(LABEL_BYTES)
     g: Any = guestfs.GuestFS(python_return_dict=True)
     try:
         for name in GOOD:
@@ -72,12 +78,16 @@ def windows_conversions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, d
         g.launch()
         roots = {r.rstrip("0123456789"): r for r in g.inspect_os()}
         for i, name in enumerate(GOOD):
-            root = roots[f"/dev/sd{chr(97 + i)}"]
-            g.mount_ro(root, "/")
+            dev = f"/dev/sd{chr(97 + i)}"
+            root = roots[dev]
             o = out[name]
+            o["mbr"] = g.pread_device(dev, LABEL_BYTES, 0)
+            o["drives"] = g.inspect_get_drive_mappings(root)
+            g.mount_ro(root, "/")
             o["viostor"] = g.is_file("/Windows/System32/drivers/viostor.sys")
             o["scripts"] = sorted(g.ls(f"{FB}/scripts")) if g.is_dir(f"{FB}/scripts") else []
             o["runner"] = g.is_file(f"{FB}/firstboot.bat")
+            o["runner_text"] = g.read_file(f"{FB}/firstboot.bat") if o["runner"] else b""
             o["gpo"] = (
                 g.cat("/Windows/System32/GroupPolicy/Machine/Scripts/scripts.ini")
                 if g.is_file("/Windows/System32/GroupPolicy/Machine/Scripts/scripts.ini")
@@ -92,6 +102,8 @@ def windows_conversions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, d
                 cs = h.node_get_child(h.root(), "ControlSet001")
                 svc = h.node_get_child(h.node_get_child(cs, "Services"), "viostor")
                 o["viostor_start"] = h.value_dword(h.node_get_value(svc, "Start")) if svc else None
+                md = h.node_get_child(h.root(), "MountedDevices")
+                o["c_drive"] = h.value_value(h.node_get_value(md, "\\DosDevices\\C:"))[1]
             g.umount_all()
     finally:
         g.close()
@@ -104,11 +116,23 @@ def test_windows_converts(windows_conversions: dict[str, dict[str, Any]], name: 
     res = o["res"]
     assert res.returncode == 0, res.stdout + res.stderr
     assert o["source_unchanged"]
+    # The boot disk keeps its identity: MBR (signature at 0x1B8, partition table) or GPT header
+    # as on the source, and C: still resolves to it (MountedDevices / the BCD name it by that).
+    assert o["mbr"] == o["source_mbr"]
+    assert o["drives"] == {"C": f"/dev/sd{chr(97 + GOOD.index(name))}" + (
+        "2" if name.endswith("uefi") else "1")}
+    if not name.endswith("uefi"):
+        sig = mbr_signature(windows_recipe(name))
+        assert int.from_bytes(o["mbr"][0x1B8:0x1BC], "little") == sig
+        assert o["c_drive"][:4] == sig.to_bytes(4, "little")
     assert o["viostor"] and o["viostor_start"] == 0  # the boot disk's driver loads at boot
     assert o["runner"] and "10-pnputil-virtio-drivers.bat" in o["scripts"]
     assert "20-install-qemu-guest-agent.bat" in o["scripts"]
     assert b"MsiExec.exe /X{" in o["uninstall"]  # VMware Tools' own uninstall string
     assert "firstboot.bat" in o["gpo"]
+    # ... and the runner takes that registration out again once its scripts are done
+    assert b'del /f /q /a "C:\\Windows\\System32\\GroupPolicy\\Machine\\Scripts\\scripts.ini"' in (
+        o["runner_text"])
     assert os.stat(o["dir"] / f"{name}-sda").st_mode & 0o077 == 0
     dom = etree.parse(
         str(o["dir"] / f"{name}.xml"), etree.XMLParser(resolve_entities=False, no_network=True)
@@ -119,6 +143,10 @@ def test_windows_converts(windows_conversions: dict[str, dict[str, Any]], name: 
     assert dom.xpath("/domain/os/type/@machine") == ["q35"]
     uefi = name.endswith("uefi")
     assert bool(dom.xpath("/domain/os/loader[@type='pflash']")) == uefi
+    # QXL where virtio-win had qxldod for this Windows (not for 2008 R2), as virt-v2v 2.0
+    want_video = "vga" if name == "win2008r2" else "qxl"
+    assert dom.xpath("/domain/devices/video/model/@type") == [want_video]
+    assert dom.xpath("/domain/devices/tpm") == []  # neither the disk input nor the hive had one
     assert "Converting Windows" in res.stdout
 
 

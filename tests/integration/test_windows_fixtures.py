@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from pyv2v_harness.windows import RECIPES, ensure_windows_image, windows_recipe
-from pyv2v_harness.windows.image import windows_manifest
+from pyv2v_harness.windows.image import mbr_signature, windows_manifest
 
 GOOD = ("win2022", "win10", "win2008r2", "win2022-uefi")
 # The corrupt hive stays out: libguestfs' inspect_os then fails for the whole handle
@@ -53,6 +53,8 @@ def windows_guests() -> dict[str, dict[str, Any]]:
             g.add_drive_opts(str(images[n]), format="raw", readonly=True)
         g.launch()
         disks = dict(zip(g.list_devices(), NAMES, strict=True))
+        for dev, n in disks.items():
+            facts[n]["mbr"] = int.from_bytes(g.pread_device(dev, 4, 0x1B8), "little")
         filesystems = g.list_filesystems()
         for dev, vfs in filesystems.items():
             name = disks["/dev/" + dev.removeprefix("/dev/").rstrip("0123456789")]
@@ -100,10 +102,9 @@ def test_good_fixture_inspects_as_its_windows(
     assert f["arch"] == "x86_64"
     assert f["hostname"] == r.hostname
     assert f["systemroot"] == "/Windows"
-    if r.firmware == "uefi":  # MountedDevices names the GPT partition GUID
-        assert f["drives"] == {"C": f["root"]}
-    else:  # disk signature + offset: the BIOS recipes share the signature, so the first disk
-        assert set(f["drives"]) == {"C"} and f["drives"]["C"].endswith("1")
+    # MountedDevices names the GPT partition GUID, or the MBR disk signature + offset: each
+    # BIOS recipe has its own signature, so libguestfs maps C: to this very disk among all
+    assert f["drives"] == {"C": f["root"]}
     assert f["root"].endswith("2" if r.firmware == "uefi" else "1")
     assert {"VMware Tools", "7-Zip 22.01 (x64)"} <= set(f["apps"])
     assert f["apps"]["VMware Tools"]["app2_publisher"] == "VMware, Inc."
@@ -113,6 +114,14 @@ def test_good_fixture_inspects_as_its_windows(
         assert f["filesystems"] == {"1": "ntfs"}
     manifest = windows_manifest(Path(f["image"]))
     assert manifest["product_name"] == r.product_name and manifest["bad"] is None
+    if r.firmware == "bios":
+        assert manifest["mbr_signature"] == f"{mbr_signature(r):08x}"
+        assert f["mbr"] == mbr_signature(r)
+
+
+def test_bios_recipes_have_their_own_disk_signature() -> None:
+    sigs = [mbr_signature(r) for r in RECIPES.values() if r.partition_table == "dos"]
+    assert len(sigs) == len(set(sigs)) and 0 not in sigs
 
 
 def test_bad_fixtures_show_their_defect(windows_guests: dict[str, dict[str, Any]]) -> None:

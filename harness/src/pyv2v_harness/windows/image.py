@@ -2,7 +2,8 @@
 
 `ensure_windows_image(name)` returns `$PYV2V_FIXTURE_CACHE/win-<name>-<key16>.raw` (default cache
 /var/cache/pyv2v/fixtures), building it if missing: write the hives on the host (hive.py, from
-registry.py's trees), then in one appliance: partition (MBR + active NTFS for BIOS; GPT with an
+registry.py's trees), then in one appliance: partition (MBR with the recipe's own disk signature +
+active NTFS for BIOS; GPT with an
 ESP and a basic-data NTFS for UEFI), mkfs, upload hives and layout.py's files, apply the recipe's
 defect, trim.  The key hashes the recipe and this package's sources, so any change rebuilds.  A
 build writes `.raw.tmp` under an fcntl lock and renames it into place when complete.
@@ -29,7 +30,6 @@ from .recipes import WinRecipe, windows_recipe
 
 DEFAULT_CACHE = "/var/cache/pyv2v/fixtures"
 BUILDER_VERSION = "1"
-MBR_SIGNATURE = 0x5EC7_2022  # written at 0x1B8, referenced by MountedDevices
 NTFS_GPT_GUID = uuid.UUID("8c1f3b8e-6d1a-4f3e-9b2c-5a4d3e2f1a0b")
 ESP_TYPE = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
 BASIC_DATA_TYPE = "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7"
@@ -86,11 +86,18 @@ def ensure_windows_image(name: str, *, rebuild: bool = False) -> Path:
     return final
 
 
+def mbr_signature(r: WinRecipe) -> int:
+    """The recipe's own MBR disk signature (at 0x1B8; MountedDevices and the BCD name the
+    partition by it): derived from the name, so every BIOS image has a different one."""
+    digest = hashlib.sha256(f"pyv2v-windows-mbr-signature {r.name}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") or 1
+
+
 def c_drive_value(r: WinRecipe) -> bytes:
     """MountedDevices' \\DosDevices\\C: for the Windows partition of this layout."""
     if r.partition_table == "gpt":
         return b"DMIO:ID:" + NTFS_GPT_GUID.bytes_le
-    return struct.pack("<IQ", MBR_SIGNATURE, START_SECTOR * 512)
+    return struct.pack("<IQ", mbr_signature(r), START_SECTOR * 512)
 
 
 def _write_hives(r: WinRecipe, d: Path) -> dict[str, Path]:
@@ -143,7 +150,7 @@ def _partition(g: Any, r: WinRecipe) -> tuple[str, str | None]:
     g.part_set_bootable("/dev/sda", 1, True)
     for n in range(1, len(g.part_list("/dev/sda")) + 1):
         g.part_set_mbr_id("/dev/sda", n, 0x07)
-    g.pwrite_device("/dev/sda", struct.pack("<I", MBR_SIGNATURE), 0x1B8)
+    g.pwrite_device("/dev/sda", struct.pack("<I", mbr_signature(r)), 0x1B8)
     return "/dev/sda1", None
 
 
@@ -205,6 +212,7 @@ def build(r: WinRecipe, image: Path) -> dict[str, Any]:
         "installation_type": r.installation_type,
         "firmware": r.firmware,
         "partition_table": r.partition_table,
+        "mbr_signature": f"{mbr_signature(r):08x}" if r.partition_table == "dos" else None,
         "hostname": r.hostname,
         "bad": r.bad,
         "windows_partition": win,
