@@ -21,6 +21,7 @@ from pyv2v.v2v.inputs.base import InputOptions
 from pyv2v.v2v.inputs.libvirtxml import source_from_domain
 from pyv2v.v2v.inputs.ovf import parse_ovf
 from pyv2v.v2v.inputs.vmxfile import machine_from_vmx, parse_vmx_text
+from pyv2v.v2v.outputs import OutputOptions, get
 from pyv2v.v2v.outputs.domain_xml import build_domain
 from pyv2v.v2v.outputs.kubevirt import manifest
 from pyv2v.v2v.outputs.qemu import qemu_argv
@@ -107,3 +108,21 @@ def test_video_model(tmp_path: Path, video: str, xml_model: tuple[str, int | Non
     assert (v.model, v.ram, v.vram) == xml_model and v.heads == 1
     argv = qemu_argv(replace(m), [])
     assert qemu_dev in argv and ({"VGA", "qxl-vga"} - {qemu_dev}).isdisjoint(argv)
+
+
+@pytest.mark.parametrize("tpm", [True, False])
+def test_qemu_script_says_it_has_no_tpm(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                        tpm: bool) -> None:
+    out = get("qemu", OutputOptions(storage=str(tmp_path)))
+    out.precheck()
+    m = meta(src_tpm=tpm)
+    target = out.setup("w", m.source)
+    m = TargetMeta(m.name, m.source, m.inspect, m.caps,
+                   (TargetDisk(str(tmp_path / "w-sda"), "raw", "vda", 1),), m.nics)
+    capsys.readouterr()
+    out.finalize(m, target)
+    target.commit()
+    script = (tmp_path / "w.sh").read_text()
+    err = capsys.readouterr().err
+    assert ("had a TPM: the -o qemu script does not emulate one" in err) is tpm
+    assert ("# The source had a TPM" in script) is tpm and "tpm" not in script.split("exec", 1)[1]
