@@ -7,6 +7,11 @@
 
 Images come from pyv2v_harness.fixtures.ensure_image (cache: $PYV2V_FIXTURE_CACHE, default
 /var/cache/pyv2v/fixtures); building one needs root (loop devices, chroot).
+
+`win2022_phony` is the phony Windows Server 2022 guest (pyv2v_harness.windows) with the
+environment a real v2v needs to convert it (the cached fake virtio-win tree, no rhsrvany): a
+real conversion in about a third of a Debian one (no initramfs rebuild), for tests whose subject
+is not the Linux conversion (faults during the copy, the TUI flow, the fleet).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +63,32 @@ def debian13_btrfs() -> Path:
 def debian11_luks() -> Path:
     """Debian 11: LUKS2 root with a keyfile in the initramfs, plain /boot, ens160 (netplan)."""
     return _image("debian11-luks")
+
+
+@pytest.fixture(scope="session")
+def debian12_nm_xfs() -> Path:
+    """Debian 12: XFS root, separate /usr, two NICs by NetworkManager keyfiles (one by MAC)."""
+    return _image("debian12-nm-xfs")
+
+
+@dataclass(frozen=True)
+class WindowsGuest:
+    image: Path
+    env: dict[str, str]  # for v2v: VIRTIO_WIN, VIRT_TOOLS_DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def win2022_phony(tmp_path_factory: pytest.TempPathFactory) -> WindowsGuest:
+    """Phony Windows Server 2022 (BIOS, MBR, NTFS C: of ~2 MB data) + fake virtio-win."""
+    from pyv2v_harness.windows import ensure_windows_image
+    from pyv2v_harness.windows.virtio_win import ensure_virtio_win
+
+    if os.geteuid() != 0:
+        pytest.skip("the Windows fixtures are built with libguestfs as root")
+    no_tools = tmp_path_factory.mktemp("no-virt-tools")
+    return WindowsGuest(ensure_windows_image("win2022"),
+                        {"VIRTIO_WIN": str(ensure_virtio_win("dir")),
+                         "VIRT_TOOLS_DATA_DIR": str(no_tools)})
 
 
 BootFn = Callable[..., bootcheck.BootResult]

@@ -1,7 +1,8 @@
 """Real p2v → our v2v runs over the loopback sshd, for fault and load tests.
 
 `conversion_server(tmp)` is `loopback.start_conversion_server` with a private PYV2V_TMPDIR (where
-v2v pulls the source disk, so a test can watch the pull and check it is cleaned up).
+v2v pulls the source disk, so a test can watch the pull and check it is cleaned up); `env` adds
+to its sessions' environment (e.g. VIRTIO_WIN for Windows sources).
 `P2V.start(...)` runs the p2v CLI non-interactively (host key pinned) with a tag in its
 environment (proc_helpers), collecting its output lines in a thread while the test watches.
 `remote_procs(srv)` lists the server sessions' live processes (tagged by PYV2V_LOOPBACK).
@@ -26,10 +27,12 @@ from pyv2v import accel
 from pyv2v_harness import demo, loopback
 
 
-def conversion_server(tmp: Path) -> tuple[loopback.Server, Path]:
+def conversion_server(tmp: Path, env: dict[str, str] | None = None
+                      ) -> tuple[loopback.Server, Path]:
     pull = tmp / "v2v-tmp"
     pull.mkdir(mode=0o700)
-    env = {"LIBGUESTFS_BACKEND": "direct", **accel.libguestfs_env(), "PYV2V_TMPDIR": str(pull)}
+    env = {"LIBGUESTFS_BACKEND": "direct", **accel.libguestfs_env(), "PYV2V_TMPDIR": str(pull),
+           **(env or {})}
     bindir = loopback.v2v_bin_dir(tmp / "bin")
     return loopback.start(path=[str(bindir)] + loopback.DEFAULT_PATH, env=env), pull
 
