@@ -22,8 +22,22 @@ class FakeG:
         self.opened: list[tuple[str, str]] = []
         self.trace_during_open: list[bool] = []
 
+    # As libguestfs 1.48 lists them: list_filesystems leaves the LUKS partition out.
+    types = {"/dev/sda1": "ext4", "/dev/sda2": "crypto_LUKS"}
+
     def list_filesystems(self) -> dict[str, str]:
-        return {"/dev/sda1": "ext4", "/dev/sda2": "crypto_LUKS"}
+        return {"/dev/sda1": "ext4"}
+
+    def list_devices(self) -> list[str]:
+        return ["/dev/sda"]
+
+    def list_partitions(self) -> list[str]:
+        return ["/dev/sda1", "/dev/sda2"]
+
+    def vfs_type(self, dev: str) -> str:
+        if dev not in self.types:
+            raise RuntimeError(f"vfs_type: {dev}: no signature")
+        return self.types[dev]
 
     def vfs_uuid(self, dev: str) -> str:
         return UUID.upper()

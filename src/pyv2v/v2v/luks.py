@@ -103,7 +103,17 @@ class Keys:
 
 
 def encrypted_devices(g: Any) -> list[str]:
-    return sorted(dev for dev, fs in g.list_filesystems().items() if fs == "crypto_LUKS")
+    """The LUKS devices: whole disks, partitions and logical volumes probed one by one —
+    libguestfs' list_filesystems leaves out what blkid calls a crypto device (seen with
+    libguestfs 1.48 on debian11-luks: only /boot was listed, so nothing was unlocked)."""
+    found = {dev for dev, fs in g.list_filesystems().items() if fs == "crypto_LUKS"}
+    for dev in {*g.list_devices(), *g.list_partitions(), *g.lvs()} - found:
+        try:
+            if g.vfs_type(dev) == "crypto_LUKS":
+                found.add(dev)
+        except RuntimeError:        # no signature at all (an extended partition, a blank disk)
+            continue
+    return sorted(found)
 
 
 def _open(g: Any, dev: str, passphrase: str, name: str) -> bool:
