@@ -111,19 +111,19 @@ def fmt(s: dict[str, float] | None, scale: float) -> str:
 
 
 def table(summary: dict[str, dict[str, Any]]) -> None:
-    print(f"  {'case':<6} {'metric':<22} {'pyv2v':>22} {'stock':>22} {'ratio':>6}  goal")
+    print(f"  {'case':<6} {'metric':<26} {'pyv2v':>26} {'stock':>10} {'ratio':>6}  goal")
     for case, res in summary.items():
         g = res["goal"]
         for metric, unit, scale in (("wall", "s", 1), ("bytes", "MB up tunnel", 1e6),
-                                    ("nbdkit_read", "MB nbdkit read", 1e6)):
+                                    ("nbdkit_read", "MB read", 1e6)):
             m = res[metric]
             goal = ""
             if g["metric"] == metric:
                 met = {True: "met", False: "NOT met", None: "n/a"}[g["met"]]
                 goal = f"<= {g['ratio_at_most']} {met}"
             ratio = "-" if m["ratio"] is None else f"{m['ratio']:.2f}"
-            print(f"  {case:<6} {metric + ' (' + unit + ')':<22} {fmt(m['pyv2v'], scale):>22} "
-                  f"{fmt(m['stock'], scale):>22} {ratio:>6}  {goal}")
+            print(f"  {case:<6} {metric + ' (' + unit + ')':<26} {fmt(m['pyv2v'], scale):>26} "
+                  f"{fmt(m['stock'], scale):>10} {ratio:>6}  {goal}")
 
 
 def main() -> int:
@@ -147,34 +147,41 @@ def main() -> int:
     vias: dict[str, Via] = {"used": via_counting, "slow": via_slow}
     head = subprocess.run(["git", "-C", str(HERE), "rev-parse", "HEAD"], capture_output=True,
                           text=True).stdout.strip()
-    report: dict[str, object] = {
+    report: dict[str, Any] = {
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "git_head": head,
         "load_average_at_start": load, "link": {"rate_mbit": RATE_MBIT, "rtt_ms": RTT_MS},
         "images": {c: images[c].name for c in cases}, "runs": {}, "summary": {},
         "note": f"pyv2v runs per case: {args.runs}; stock: {args.stock_runs} "
                 "(a stock p2v→v2v run takes ~6 min here)"}
     summary: dict[str, dict[str, Any]] = {}
+    report["summary"] = summary
+    args.results.mkdir(parents=True, exist_ok=True)
+    dest = args.results / f"transport-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
     with tempfile.TemporaryDirectory(dir="/var/tmp", prefix="pyv2v-transport-bench-") as tmp:
         for case in cases:
             print(f"  -- {case}: {images[case].name}")
-            runs = []
+            runs: list[dict[str, object]] = []
+            report["runs"][case] = runs  # type: ignore[index]
             for i in range(max(args.runs, args.stock_runs)):  # interleaved: same conditions
                 if i < args.runs:
                     runs.append(one("pyv2v", ours, images[case], Path(tmp) / f"{case}-o{i}",
                                     vias[case]))
+                    save(dest, report, case, runs)
                 if i < args.stock_runs:
                     runs.append(one("stock", reference, images[case],
                                     Path(tmp) / f"{case}-s{i}", vias[case]))
-            report["runs"][case] = runs  # type: ignore[index]
-            summary[case] = summarize(case, runs)
-    report["summary"] = summary
+                    save(dest, report, case, runs)
     report["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    table(summary)
-    args.results.mkdir(parents=True, exist_ok=True)
-    dest = args.results / f"transport-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
     dest.write_text(json.dumps(report, indent=2) + "\n")
+    table(summary)
     print(f"  written: {dest}")
     return 0
+
+
+def save(dest: Path, report: dict[str, Any], case: str, runs: list[dict[str, object]]) -> None:
+    """After every run: what is done so far survives an interrupted bench."""
+    report["summary"][case] = summarize(case, runs)
+    dest.write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":
