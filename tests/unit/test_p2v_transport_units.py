@@ -193,3 +193,24 @@ def test_compress_is_ssh_c_on_the_data_connection(tmp_path: Path, compress: bool
         nbd_export.open_data_conn(Session(), str(disk), "nbdkit",  # type: ignore[arg-type]
                                   "/tmp/virt-p2v-x/sda.sock", compress)
     assert seen[0][0] == "ssh" and ("-C" in seen[0]) == compress, seen
+
+
+def test_free_extents_discarded_per_volume_group() -> None:
+    calls: list[tuple[str, ...]] = []
+
+    class G:
+        def vgs(self) -> list[str]:
+            return ["full", "vg0"]
+
+        def lvcreate_free(self, lv: str, vg: str, percent: int) -> None:
+            calls.append(("lvcreate_free", lv, vg, str(percent)))
+            if vg == "full":
+                raise RuntimeError("Insufficient free extents")
+
+        def blkdiscard(self, dev: str) -> None:
+            calls.append(("blkdiscard", dev))
+
+    assert usedmap._discard_free_extents(G()) == 1
+    assert calls == [("lvcreate_free", usedmap.FREE_LV, "full", "100"),
+                     ("lvcreate_free", usedmap.FREE_LV, "vg0", "100"),
+                     ("blkdiscard", f"/dev/vg0/{usedmap.FREE_LV}")]

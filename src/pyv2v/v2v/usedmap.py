@@ -8,9 +8,11 @@ and runs fstrim (the discards land in the overlay as zero clusters; the source i
 written), then reads the overlay's map (`qemu-img map`): what is not zero is needed.  The
 result is further cut to the partitions, keeping the area before the first one (partition
 table, boot loader) and the last MiB of a GPT disk (its backup header): unpartitioned space
-and the body of swap partitions are never moved.  Filesystems the appliance cannot mount are
-kept whole (safe default); so are LVM free extents and swap on LVM (not yet trimmed).  The
-overlays go away with the temporary directory.
+and the body of swap partitions are never moved.  The free extents of each LVM volume group
+are discarded too (a temporary LV created over them in the overlay, then blkdiscard).
+Filesystems the appliance cannot mount are kept whole (safe default); so is swap on LVM (its
+signature must survive, and blkdiscard cannot spare it).  The overlays go away with the
+temporary directory.
 
 Ranges are lists of `(offset, length)`, sorted, non-overlapping (`Ranges`).
 """
@@ -31,6 +33,7 @@ from .appliance import Appliance
 Ranges = list[tuple[int, int]]
 SWAP_HEADER_KEEP = 64 << 10  # a swap partition keeps its signature (UUID, label), not its body
 GPT_TAIL_KEEP = 1 << 20
+FREE_LV = "pyv2vfree"  # the overlay-only LV over a volume group's free extents
 
 
 def intersect(a: Ranges, b: Ranges) -> Ranges:
@@ -124,6 +127,24 @@ def _trim_all(g: Any) -> int:
     return done
 
 
+def _discard_free_extents(g: Any) -> int:
+    """Discard each volume group's free extents (through a temporary LV over all of them, in the
+    overlay's LVM metadata only); return how many groups had any."""
+    done = 0
+    for vg in g.vgs():
+        try:
+            g.lvcreate_free(FREE_LV, vg, 100)
+        except RuntimeError as e:  # a full group: nothing free
+            log.debug(f"used-block map: {vg} has no free extents: {e}")
+            continue
+        try:
+            g.blkdiscard(f"/dev/{vg}/{FREE_LV}")
+            done += 1
+        except RuntimeError as e:
+            log.debug(f"used-block map: discarding the free extents of {vg}: {e}")
+    return done
+
+
 def used_ranges(uris: Sequence[str], sizes: Sequence[int], tmpdir: str) -> list[Ranges]:
     """For each remote raw source, the ranges to pull (see the module docstring)."""
     work = tempfile.mkdtemp(prefix="usedmap-", dir=tmpdir)
@@ -141,9 +162,11 @@ def used_ranges(uris: Sequence[str], sizes: Sequence[int], tmpdir: str) -> list[
         try:
             layouts = [_layout(app.g, dev) for dev in app.g.list_devices()]
             trimmed = _trim_all(app.g)
+            groups = _discard_free_extents(app.g)
         finally:
             app.close()
-        log.debug(f"used-block map: {trimmed} filesystems trimmed")
+        log.debug(f"used-block map: {trimmed} filesystems trimmed, free extents of {groups} "
+                  "volume groups discarded")
         out = []
         for ov, size, (parts, gpt) in zip(overlays, sizes, layouts, strict=True):
             res = process.run(["qemu-img", "map", "--output=json", "-f", "qcow2", ov],
