@@ -123,7 +123,8 @@ class Config:
                                help="virt-v2v --bandwidth: cap the disk pull, bits/s "
                                "(10M = 10 Mibit/s)", rule=_bandwidth_problem)
     compress: bool = _f(False, "p2v.compress", kind="bool", flag="--compress",
-                        help="compress the disk data in ssh (-C): pays below ~40 Mbit/s")
+                        help="compress the disk data in ssh (-C): pays on slow links "
+                        "(measured: 10 Mbit/s yes, 100 Mbit/s no)")
     dump_config_and_exit: bool = _f(False, "p2v.dump_config_and_exit", kind="bool",
                                     flag="--dump-config", help="print the configuration, exit")
 
