@@ -1,7 +1,8 @@
 """p2v transport verification against our real v2v over the loopback sshd (issue 16): one byte
 corrupted in transit fails the conversion at verification, before any conversion work.
 
-The "physical" disk is 32 MiB of random data (no partitions: every byte is needed).  The
+The "physical" disk is 32 MiB of random data (no partitions: every byte is needed), pulled
+under p2v --bandwidth 200M (a cap must not skip verification: 128 paced 256 KiB chunks).  The
 corruption is a harness hook, not a product flag: an `nbdkit` shim first on p2v's PATH serves
 a copy of the disk with one byte flipped, while p2v's verification reads the disk itself.
 (Resume after a dropped data ssh: tests/e2e/test_p2v_used_disk.py; past the retry limit:
@@ -28,7 +29,7 @@ from p2v_real import (
 )
 from proc_helpers import exited_unreaped, tagged
 
-from pyv2v_harness import loopback
+from pyv2v_harness import demo, loopback
 
 pytestmark = [pytest.mark.slow]
 
@@ -108,11 +109,15 @@ def test_byte_corrupted_in_transit_fails_verification(
     (shim / "nbdkit").chmod(0o755)
     monkeypatch.setenv("PATH", f"{shim}:{os.environ['PATH']}")
     monkeypatch.setenv("CORRUPT_AT", str(CORRUPT_AT))
+    # under p2v --bandwidth (virt-v2v --bandwidth): the capped pull is verified as well
+    argv = demo.p2v_argv
+    monkeypatch.setattr(demo, "p2v_argv", lambda *a: argv(*a) + ["--bandwidth", "200M"])
     run = P2V.start(rig.srv, rig.source, rig.out, "corrupt")
     p2v_line, server_line = assert_clean_end(rig, run)
     assert (shim / "corrupt.img").exists()  # the hook was used
-    assert server_line.endswith("verification of sda failed: 1 of 32 ranges differ from the "
+    assert server_line.endswith("verification of sda failed: 1 of 128 ranges differ from the "
                                 f"source, first at offset {20 << 20}"), server_line
-    assert "Inspecting the source" not in server_log(run.remote_dir())
+    log = server_log(run.remote_dir())
+    assert "limited to 209.7 Mbit/s" in log and "Inspecting the source" not in log, log
     assert "virt-v2v failed with exit code 1" in p2v_line, p2v_line
     shutil.rmtree(shim)
