@@ -1,10 +1,10 @@
 """Bad input with the real components: one-line error, non-zero exit, nothing finished-looking,
 no orphan processes (libguestfs appliance, qemu-img, nbdkit).
 
-The two faults during the copy convert the phony Windows Server 2022 guest (guest_fixtures'
-win2022_phony: a real conversion without the Debian initramfs rebuild, ~1/3 of the time); its
-copy of ~2 MB is slowed to 100 KiB/s (--bandwidth 800k) so that the fault lands while qemu-img is
-writing, which each test checks (the partial output grows) before it strikes.
+The two faults during the copy rate-limit it (--bandwidth) so that the fault lands while
+qemu-img is writing, which each test checks (the staged output file grows) before it strikes.
+(Converting the phony Windows guest instead was measured no faster: its inspection costs what
+the Debian initramfs rebuild does.)
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import pytest
-from guest_fixtures import WindowsGuest
 from proc_helpers import exited_unreaped, pgrep, tag_env, tagged
 from v2v_helpers import V2V, assert_one_line_error, run_v2v
 
@@ -52,9 +51,6 @@ def children_of(pid: int) -> list[str]:
 
 def procs_matching(word: str) -> list[str]:
     return pgrep(word)  # other xdist workers' processes left out
-
-
-SLOW_COPY = "800k"  # bits/s: 100 KiB/s, ~20 s for the phony Windows guest's ~2 MB
 
 
 def wait_copy_moving(proc: subprocess.Popen[str], outdir: Path, disk: str) -> Path:
@@ -101,7 +97,7 @@ def test_output_disk_full_refused_before_converting(debian12_physical: Path,
                                                     tmp_path: Path) -> None:
     small = tmp_path / "small"
     small.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(small)], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1536m", "tmpfs", str(small)], check=True)
     try:
         res = run_v2v("-i", "disk", str(debian12_physical), "-o", "local", "-os", str(small),
                       timeout=600)
@@ -112,18 +108,17 @@ def test_output_disk_full_refused_before_converting(debian12_physical: Path,
         subprocess.run(["umount", str(small)], check=True)
 
 
-def test_enospc_during_copy_is_one_line_and_partial_removed(win2022_phony: WindowsGuest,
+def test_enospc_during_copy_is_one_line_and_partial_removed(debian12_physical: Path,
                                                             tmp_path: Path) -> None:
     """A real conversion whose output filesystem fills up while qemu-img is writing the disk
     (rate-limited copy; a filler takes the free space once the copy is seen moving): one-line
     error, and neither the staging directory nor any partial or final file is left."""
     small = tmp_path / "small"
     small.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(small)], check=True)
-    proc = subprocess.Popen([V2V, "-i", "disk", str(win2022_phony.image), "-on", "full",
-                             "-o", "local", "-os", str(small), "--bandwidth", SLOW_COPY],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **win2022_phony.env})
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1536m", "tmpfs", str(small)], check=True)
+    proc = subprocess.Popen([V2V, "-i", "disk", str(debian12_physical), "-on", "full",
+                             "-o", "local", "-os", str(small), "--bandwidth", "40M"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None and proc.stderr is not None
         staging = wait_copy_moving(proc, small, "full-sda")
@@ -178,16 +173,16 @@ def test_ctrl_c_during_conversion_leaves_nothing(debian12_physical: Path, tmp_pa
     assert os.listdir(v2vtmp) == []
 
 
-def test_ctrl_c_during_copy_removes_partial_output(win2022_phony: WindowsGuest,
+def test_ctrl_c_during_copy_removes_partial_output(debian12_physical: Path,
                                                    tmp_path: Path) -> None:
     """A real conversion, cancelled while qemu-img is writing the output (rate-limited copy)."""
     out = tmp_path / "out"
     out.mkdir()
-    env, tag = tag_env({**os.environ, **win2022_phony.env})
-    proc = subprocess.Popen([V2V, "-i", "disk", str(win2022_phony.image), "-on", "w", "-o",
-                             "local", "-os", str(out), "--bandwidth", SLOW_COPY],
+    env, tag = tag_env()
+    proc = subprocess.Popen([V2V, "-i", "disk", str(debian12_physical), "-on", "deb", "-o",
+                             "local", "-os", str(out), "--bandwidth", "20M"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    wait_copy_moving(proc, out, "w-sda")  # staged under a temporary name, being written
+    wait_copy_moving(proc, out, "deb-sda")  # staged under a temporary name, being written
     assert any(k.startswith("qemu-img") for k in children_of(proc.pid))
     proc.send_signal(signal.SIGINT)
     assert exited_unreaped(proc.pid, 60)
