@@ -134,7 +134,7 @@ def test_nm_xfs_boots_on_virtio_with_both_nics_and_usr(converted_nm_xfs: Convers
     res = boot(c.outdir / "deb12nmxfs-sda", bus="virtio-blk", nic_model="virtio-net-pci",
                mac=NM_MACS[0], extra_nics=[("virtio-net-pci", NM_MACS[1])])
     assert res.outcome == "login", f"see {res.console_log}"
-    assert res.up_interfaces == {"ens224": "10.0.2.15", "ens192": "10.0.3.15"}, \
+    assert res.up_interfaces == {"ens224": "10.0.2.50", "ens192": "10.0.3.50"}, \
         f"{res.markers}; {res.console_log}"
     mounts = next(m for m in res.markers if m.startswith("PYV2V-MARKER mounts: "))
     assert mounts == "PYV2V-MARKER mounts: / xfs /dev/vda2 | /usr ext4 /dev/vda3", mounts
