@@ -4,9 +4,12 @@ overlay), the host's loopback conversion server (our v2v behind sshd) reachable 
 
 - ISO, BIOS, kernel mode (p2v.server on the kernel command line, identity key and pinned host
   key baked into the media): the disk is converted on the host, the VM powers itself off, and
-  the converted guest boots on virtio with its network up.
+  the converted guest boots on virtio with its network up; with a static ip= on the command line.
+- The same under UEFI (OVMF) with the debian12-uefi disk (GPT, LVM) and DHCP; the converted
+  guest boots under OVMF.
 - PXE kernel+initrd (BIOS) and the ISO under UEFI (OVMF) with an unreachable server: p2v
-  starts, the failure is on the console and p2v.fail (poweroff) powers the VM off.
+  starts, the failure is on the console and p2v.fail (poweroff) powers the VM off; the PXE
+  boot's vconsole.keymap=de is read back from the console keymap (German z, default y).
 - PXE without a server: the console UI's connection screen on the serial console.
 - Two builds from the same inputs are byte-identical.
 The live system is built once and cached by its inputs (/var/cache/pyv2v/media).
@@ -14,6 +17,7 @@ The live system is built once and cached by its inputs (/var/cache/pyv2v/media).
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,6 +47,8 @@ def p2v_media_base() -> rootfs.Base:
 
 
 UNREACHABLE = "p2v.server=10.0.2.2 p2v.port=1 p2v.fail=poweroff"
+# The PXE run also asks for a German keyboard; the UEFI run keeps the default (US) layout.
+KEYMAP_DE = "vconsole.keymap=de"
 
 
 def unreachable_boot(base: rootfs.Base, tmp_path: Path, *, uefi: bool) -> VMResult:
@@ -73,7 +79,7 @@ def unreachable_boot(base: rootfs.Base, tmp_path: Path, *, uefi: bool) -> VMResu
             disks=[blank],
             kernel=media.pxe / "vmlinuz",
             initrd=media.pxe / "initrd.img",
-            append=f"{cmdline} {UNREACHABLE}",
+            append=f"{cmdline} {UNREACHABLE} {KEYMAP_DE}",
         )
     vm.console_log = tmp_path / "console.log"
     res = vm.run(watch=["Testing the connection"], timeout=600)
@@ -92,6 +98,10 @@ def test_unreachable_server_runs_p2v_fail(
     assert "Testing the connection to root@10.0.2.2:1" in vm.text, vm.console_log
     assert "p2v: error: cannot reach conversion server 10.0.2.2:1" in vm.text
     assert "running p2v.fail: poweroff" in vm.text and RUNNING not in vm.text
+    # the keyboard layout took effect (p2v-status reads the console's keymap back before p2v
+    # starts): the key right of T types z on a German layout, y on the default
+    key = "y" if uefi else "z"
+    assert re.search(rf"p2v media: keyboard: keycode 21 types \+?{key}\b", vm.text), vm.console_log
 
 
 def test_pxe_without_server_shows_the_console_ui(
@@ -118,85 +128,139 @@ def test_pxe_without_server_shows_the_console_ui(
 class KernelModeRun:
     vm: VMResult
     outdir: Path
+    name: str
+    uefi: bool
     sha_before: str
     sha_after: str
     iso_mode: int
 
 
-@pytest.fixture(scope="module")
-def kernel_mode(
-    p2v_media_base: rootfs.Base, debian12_physical: Path, tmp_path_factory: pytest.TempPathFactory
+# The BIOS run also proves a static network from the kernel command line (slirp's network, an
+# address its DHCP server would not hand out); the UEFI run keeps DHCP, so the assertions below
+# are seen both ways.
+STATIC_IP = "ip=10.0.2.20::10.0.2.2:255.255.255.0:p2v::off"
+
+
+def kernel_mode_run(
+    base: rootfs.Base, source: Path, work: Path, *, name: str, uefi: bool, append: str = ""
 ) -> Iterator[KernelModeRun]:
-    work = tmp_path_factory.mktemp("media-kernel")
+    """Boot the ISO (BIOS or OVMF) in kernel mode with `source` as the machine's disk, against
+    a loopback conversion server on the host; yields when the VM has stopped."""
     out = work / "out"
     out.mkdir()
-    before = sha256(debian12_physical)
+    before = sha256(source)
     srv = loopback.start_conversion_server(work / "bin")
     try:
         media = assemble.make(
-            p2v_media_base,
+            base,
             work / "media",
             identity=srv.user_key,
             serial=True,
             pxe=False,
             settings=[
                 ("p2v.hostkey", srv.fingerprint),
-                ("p2v.name", "p2vmedia"),
+                ("p2v.name", name),
                 ("p2v.o", "local"),
                 ("p2v.os", str(out)),
                 ("p2v.memory", "1G"),
             ],
-            append=f"p2v.server=10.0.2.2 p2v.port={srv.port}",
+            append=f"p2v.server=10.0.2.2 p2v.port={srv.port} {append}".strip(),
         )
         assert media.iso is not None
         vm = MediaVM(
-            iso=media.iso, disks=[debian12_physical], console_log=work / "console.log"
-        ).run(
-            watch=[
-                "Testing the connection",
-                RUNNING,
-                DONE,
-            ],
-            timeout=1800,
-        )
+            iso=media.iso, uefi=uefi, disks=[source], console_log=work / "console.log"
+        ).run(watch=["Testing the connection", RUNNING, DONE], timeout=1800)
         print(
-            f"\nkernel-mode VM: powered off {vm.powered_off} after {vm.seconds} s; "
-            f"seen {vm.seen}; console {vm.console_log}"
+            f"\nkernel-mode VM ({'UEFI' if uefi else 'BIOS'}): powered off {vm.powered_off} "
+            f"after {vm.seconds} s; seen {vm.seen}; console {vm.console_log}"
         )
         yield KernelModeRun(
-            vm, out, before, sha256(debian12_physical), media.iso.stat().st_mode & 0o777
+            vm, out, name, uefi, before, sha256(source), media.iso.stat().st_mode & 0o777
         )
     finally:
         srv.stop()
 
 
-def test_iso_kernel_mode_converts_and_powers_off(kernel_mode: KernelModeRun) -> None:
-    vm = kernel_mode.vm
+@pytest.fixture(scope="module")
+def kernel_mode(
+    p2v_media_base: rootfs.Base, debian12_physical: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[KernelModeRun]:
+    yield from kernel_mode_run(
+        p2v_media_base,
+        debian12_physical,
+        tmp_path_factory.mktemp("media-kernel"),
+        name="p2vmedia",
+        uefi=False,
+        append=STATIC_IP,
+    )
+
+
+@pytest.fixture(scope="module")
+def kernel_mode_uefi(
+    p2v_media_base: rootfs.Base, debian12_uefi: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[KernelModeRun]:
+    yield from kernel_mode_run(
+        p2v_media_base,
+        debian12_uefi,
+        tmp_path_factory.mktemp("media-kernel-uefi"),
+        name="p2vuefi",
+        uefi=True,
+    )
+
+
+@pytest.fixture(params=["bios", "uefi"])
+def run(request: pytest.FixtureRequest) -> KernelModeRun:
+    fixture = "kernel_mode" if request.param == "bios" else "kernel_mode_uefi"
+    result: KernelModeRun = request.getfixturevalue(fixture)
+    return result
+
+
+def test_iso_kernel_mode_converts_and_powers_off(run: KernelModeRun) -> None:
+    vm = run.vm
     assert vm.powered_off and vm.rc == 0, f"VM did not power off; see {vm.console_log}"
     assert RUNNING in vm.seen and DONE in vm.seen, f"see {vm.console_log}"
     assert "matches the pinned SHA256:" in vm.text  # the baked host key was checked
     assert vm.seen[RUNNING] < vm.seen[DONE]
-    assert (kernel_mode.outdir / "p2vmedia-sda").exists()
+    assert (run.outdir / f"{run.name}-sda").exists()
     # the media hold a private key: root only
-    assert kernel_mode.iso_mode == 0o600
+    assert run.iso_mode == 0o600
 
 
-def test_source_disk_never_written(kernel_mode: KernelModeRun) -> None:
-    assert kernel_mode.sha_before == kernel_mode.sha_after
+def test_static_ip_from_the_kernel_command_line(kernel_mode: KernelModeRun) -> None:
+    """ip= (static: no DHCP lease, slirp's gateway) took effect: the console shows the address
+    and a static default route (and p2v reached the server through them)."""
+    text = kernel_mode.vm.text
+    assert re.search(r"p2v media: address \S+ +UP +10\.0\.2\.20/24", text), (
+        kernel_mode.vm.console_log
+    )
+    assert re.search(r"p2v media: route default via 10\.0\.2\.2 dev \S+ proto static", text)
 
 
-def test_converted_machine_boots_on_virtio_with_network(
-    kernel_mode: KernelModeRun, tmp_path: Path
-) -> None:
-    disk, xml = kernel_mode.outdir / "p2vmedia-sda", kernel_mode.outdir / "p2vmedia.xml"
+def test_dhcp_without_ip(kernel_mode_uefi: KernelModeRun) -> None:
+    text = kernel_mode_uefi.vm.text
+    assert re.search(r"p2v media: address \S+ +UP +10\.0\.2\.15/24", text), (
+        kernel_mode_uefi.vm.console_log
+    )
+    assert re.search(r"p2v media: route default via 10\.0\.2\.2 dev \S+ proto dhcp", text)
+
+
+def test_source_disk_never_written(run: KernelModeRun) -> None:
+    assert run.sha_before == run.sha_after
+
+
+def test_converted_machine_boots_on_virtio_with_network(run: KernelModeRun, tmp_path: Path) -> None:
+    disk, xml = run.outdir / f"{run.name}-sda", run.outdir / f"{run.name}.xml"
+    uefi = run.uefi
     res = bootcheck.boot(
         disk,
         bus="virtio-blk",
+        firmware="uefi" if uefi else "bios",
         nic_model="virtio-net-pci",
         mac=demo.first_mac(xml),
         timeout=600,
         console_log=tmp_path / "console.log",
     )
+    print(f"\nconverted guest ({'UEFI' if uefi else 'BIOS'}) boot: {res.seconds} s")
     assert res.outcome == "login", f"see {res.console_log}"
     assert res.net_up, res.markers
 
