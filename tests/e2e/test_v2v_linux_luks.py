@@ -3,10 +3,10 @@
 
 - The conversion gets the passphrase with `--key /dev/sda2:file:FILE` (never in our output or the
   domain XML) and unlocks the root under its crypttab name.
-  NOT DONE: the boot of the converted guest on virtio.  Its initramfs unlocks sda2_crypt with the
-  keyfile, then cannot mount the root: `mount: … No such device` (in its shell `modprobe ext4`
-  fails with rc=1 while jbd2/mbcache/crc16 are loaded), the same with the initramfs rebuilt by
-  update-initramfs in the appliance or patched on the host (README, debian11-luks row).
+  NOT DONE: the boot of the converted guest on virtio.  The first image's initramfs unlocked
+  sda2_crypt, then could not load ext4 (`mount: … No such device`): the fixture builder's sparse
+  copy into dm-crypt had corrupted ext4.ko.  Fixed in fixtures/luks.py; the rebuilt image's boot
+  is not verified yet (README, debian11-luks row).
 - Without a key and with stdin a terminal, pyv2v asks as virt-v2v does.  Reached cheaply: the
   LUKS module on a real libguestfs handle of the fixture (one appliance launch, no conversion),
   in a child whose controlling terminal is a pty this test types into.
