@@ -104,7 +104,7 @@ def summarize(case: str, runs: list[dict[str, object]]) -> dict[str, object]:
 
 def fmt(s: dict[str, float] | None, scale: float) -> str:
     if not s:
-        return "failed"
+        return "none ok"  # not run, or every run failed (see runs)
     if s["n"] == 1:
         return f"{s['median'] / scale:.1f}"
     return f"{s['median'] / scale:.1f} [{s['min'] / scale:.1f}-{s['max'] / scale:.1f}]x{s['n']:.0f}"
