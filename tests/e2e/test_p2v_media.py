@@ -208,7 +208,12 @@ def kernel_mode_uefi(
     )
 
 
-@pytest.fixture(params=["bios", "uefi"])
+# Each firmware's tests run on one xdist worker, tied to its module fixture by name
+# (getfixturevalue below ties nothing): otherwise a worker boots and converts its own copy.
+@pytest.fixture(params=[
+    pytest.param("bios", marks=pytest.mark.xdist_group("test_p2v_media.py:kernel_mode")),
+    pytest.param("uefi", marks=pytest.mark.xdist_group("test_p2v_media.py:kernel_mode_uefi")),
+])
 def run(request: pytest.FixtureRequest) -> KernelModeRun:
     fixture = "kernel_mode" if request.param == "bios" else "kernel_mode_uefi"
     result: KernelModeRun = request.getfixturevalue(fixture)
