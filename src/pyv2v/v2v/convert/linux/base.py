@@ -66,7 +66,7 @@ class LinuxConverter(ABC):
         files = DEVICE_FILES + self.extra_device_files
         rewrite_device_names(guest, mapper, files)
         stablenames.rewrite(guest, inspect, expand(guest, files))
-        stablenames.check(guest, expand(guest, DEVICE_FILES))
+        stablenames.check(guest, expand(guest, files))
         set_default_kernel(guest, kernel)
         pins = configure_network(guest, opts.nics, self.net_configs)
         if pins:
