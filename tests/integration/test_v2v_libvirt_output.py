@@ -91,6 +91,32 @@ def test_taken_name_refused_and_kept(daemon: libvirtd.Libvirtd, blank: Path) -> 
         dom.undefine()
 
 
+def test_taken_volume_refused_and_kept(daemon: libvirtd.Libvirtd, blank: Path) -> None:
+    """A volume vx-sda already in the pool: -on vx is refused at setup, the volume untouched."""
+    conn = daemon.connect()
+    try:
+        vol = conn.storagePoolLookupByName("default").createXML(
+            "<volume><name>vx-sda</name><capacity unit='KiB'>64</capacity>"
+            "<target><format type='raw'/></target></volume>", 0)
+    finally:
+        conn.close()
+    path = pool_dir(daemon) / "vx-sda"
+    try:
+        with open(path, "r+b") as f:
+            f.write(b"someone else's volume\n")
+        before = (sha256_file(path), os.stat(path).st_size)
+        res = run_v2v("-i", "disk", str(blank), "-oc", daemon.uri, "-on", "vx", timeout=120)
+        print(assert_one_line_error(res, "volume vx-sda already exists in pool default", "-on"))
+        assert "Opening the source" not in res.stdout  # refused before any conversion work
+        assert (sha256_file(path), os.stat(path).st_size) == before
+        assert pool_volumes(daemon) == ["vx-sda"]
+        assert sorted(os.listdir(pool_dir(daemon))) == ["vx-sda"]
+        assert daemon.domain_names() == []
+    finally:
+        vol.delete(0)
+    assert_nothing_left(daemon)
+
+
 def test_unreachable_uri_refused(blank: Path, tmp_path: Path) -> None:
     uri = f"qemu+unix:///system?socket={tmp_path}/no-such-libvirt-sock"
     res = run_v2v("-i", "disk", str(blank), "-oc", uri, timeout=120)

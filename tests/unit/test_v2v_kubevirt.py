@@ -30,7 +30,9 @@ from pyv2v.v2v.types import (
     TargetNicPlan,
 )
 
-# KubeVirt API (kubevirt.io/v1) field names we may write, by parent path.
+# KubeVirt API (kubevirt.io/v1) field names we may write, by parent path.  Checked against the
+# API's types (kubevirt/client-python docs V1Features, V1FeatureHyperv, V1FeatureSpinlocks,
+# V1Devices): Features.hyperv {relaxed, vapic, spinlocks{spinlocks = retries}}, Devices.tpm.
 API_FIELDS: dict[str, set[str]] = {
     "": {"apiVersion", "kind", "metadata", "spec"},
     "metadata": {"name", "labels"},
@@ -45,9 +47,11 @@ API_FIELDS: dict[str, set[str]] = {
     "spec.template.spec.domain.machine": {"type"},
     "spec.template.spec.domain.resources": {"requests"},
     "spec.template.spec.domain.resources.requests": {"memory"},
-    "spec.template.spec.domain.features": {"acpi", "apic"},
+    "spec.template.spec.domain.features": {"acpi", "apic", "hyperv"},
+    "spec.template.spec.domain.features.hyperv": {"relaxed", "vapic", "spinlocks"},
+    "spec.template.spec.domain.features.hyperv.spinlocks": {"spinlocks"},
     "spec.template.spec.domain.cpu": {"model", "sockets", "cores", "threads"},
-    "spec.template.spec.domain.devices": {"rng", "disks", "interfaces"},
+    "spec.template.spec.domain.devices": {"rng", "disks", "tpm", "interfaces"},
     "spec.template.spec.domain.devices.disks": {"disk", "name"},
     "spec.template.spec.domain.devices.disks.disk": {"bus"},
     "spec.template.spec.domain.devices.interfaces": {"name", "masquerade", "bridge",
@@ -173,3 +177,33 @@ def test_writes_disks_and_yaml_through_staging(tmp_path: Path) -> None:
     assert doc["spec"]["template"]["spec"]["volumes"][0]["hostDisk"]["path"] == \
         str(tmp_path / "deb12-sda")
     assert (tmp_path / "deb12.yaml").stat().st_mode & 0o777 == 0o600
+
+
+def windows_meta() -> TargetMeta:
+    """A Windows Server 2022 UEFI guest as the Windows converter hands it over: Hyper-V
+    enlightenments, a TPM, SATA (no virtio-win), e1000."""
+    src = Source(name="win2022", hypervisor="vmware", memory=4 << 30, vcpus=2,
+                 disks=(SourceDisk(0, "/src/0", "raw"),), features=("acpi", "apic"),
+                 firmware="uefi", tpm=True)
+    insp = Inspect(root="/dev/sda3", type="windows", distro="windows", major=10, minor=0,
+                   arch="x86_64", product_name="Windows Server 2022 Standard",
+                   package_format="", package_management="", firmware="uefi")
+    caps = GuestCaps(block_bus="sata", net_bus="e1000", video="qxl", machine="q35",
+                     arch="x86_64", firmware="uefi", virtio_rng=False, target_devs=("sda",),
+                     hyperv=True, clock="localtime", tpm=True)
+    return TargetMeta("win2022", src, insp, caps,
+                      (TargetDisk("/out/win2022-sda", "raw", "sda", 40 << 30),),
+                      (TargetNicPlan("00:50:56:aa:bb:01", "Ethernet0", "default"),))
+
+
+def test_windows_manifest_uses_only_api_fields() -> None:
+    """tpm and the Hyper-V enlightenments are KubeVirt fields (Devices.tpm, Features.hyperv:
+    relaxed, vapic, spinlocks.spinlocks), not ours."""
+    m = windows_meta()
+    doc = yaml.safe_load(to_yaml(m, [d.path for d in m.disks]))
+    dom = doc["spec"]["template"]["spec"]["domain"]
+    assert dom["features"]["hyperv"] == {"relaxed": {}, "vapic": {},
+                                         "spinlocks": {"spinlocks": 8191}}
+    assert dom["devices"]["tpm"] == {}
+    assert dom["firmware"]["bootloader"] == {"efi": {"persistent": True}}
+    check_api_fields(doc)
