@@ -1,6 +1,6 @@
 """A stand-in for v2v's pipeline in the fleet's cheap tests: `v2v-fleet worker --include
 fleet_fake` (with tests/ on PYTHONPATH) imports this module, which sets
-pyv2v.fleet.tasks.PIPELINE — nothing in the product knows about it.
+pyv2v.fleet.tasks.PIPELINE and VERIFY — nothing in the product knows about them.
 
 The job's input file (-i disk FILE) is JSON: {"seconds": N, "fail": "message",
 "hold_after_commit": true}.  The fake records each start in OUTDIR/runs.log, reports a
@@ -9,7 +9,9 @@ output with v2v's real Target/Staging, sleeps N seconds (in steps, reporting pro
 monitor it is committing (as pipeline.run does) and commits NAME-sda and NAME.xml — or raises
 V2VError(fail).  With hold_after_commit it then reports the stage "Committed, holding" and
 waits there for ever: the fault point where a test kills the worker (after the commit, before
-the outcome is recorded and the message acknowledged).
+the outcome is recorded and the message acknowledged).  With --verify-boot the fake boot
+check (VERIFY) records the job in OUTDIR/verify.log and returns v2v's real Verdict: booted at the
+login prompt, or with {"boot": "initramfs"} (any failure outcome) not booted.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pyv2v.errors import V2VError
 from pyv2v.fleet import tasks
 from pyv2v.v2v.outputs.base import FileDestination, Target
 from pyv2v.v2v.outputs.staging import Staging
+from pyv2v.v2v.verifyboot import Verdict
 
 
 def run(plan: Any, monitor: Any) -> Any:
@@ -57,7 +60,19 @@ def run(plan: Any, monitor: Any) -> Any:
         monitor.stage("Committed, holding")
         while True:
             time.sleep(1)
-    return SimpleNamespace(disks=[SimpleNamespace(path=dest.location, size=4)])
+    return SimpleNamespace(disks=[SimpleNamespace(path=dest.location, size=4)], spec=spec,
+                           name=name, outdir=outdir)
+
+
+def verify(meta: Any) -> Verdict:
+    with open(os.path.join(meta.outdir, "verify.log"), "a") as f:
+        f.write(f"{meta.name} {os.getpid()}\n")
+    outcome = meta.spec.get("boot", "login")
+    if outcome == "login":
+        return Verdict(True, "login", 2.0, {"52:54:00:00:00:01": "10.0.2.15"})
+    return Verdict(False, outcome, 3.0, detail="Gave up waiting for root file system device",
+                   console_tail=["(initramfs)"])
 
 
 tasks.PIPELINE = run
+tasks.VERIFY = verify

@@ -21,12 +21,12 @@ pytestmark = [pytest.mark.exclusive, pytest.mark.xdist_group("fleet-delivery")]
 
 
 
-def plan(tmp: Path, jobs: dict[str, dict[str, object]]) -> str:
+def plan(tmp: Path, jobs: dict[str, dict[str, object]], extra: tuple[str, ...] = ()) -> str:
     entries = []
     for name, spec in jobs.items():
         src = tmp / f"{name}.json"
         src.write_text(json.dumps(spec))
-        entries.append({"name": name, "args": ["-i", "disk", str(src), "-on", name]})
+        entries.append({"name": name, "args": ["-i", "disk", str(src), "-on", name, *extra]})
     p = tmp / "plan.yaml"
     p.write_text(json.dumps({"defaults": {"args": ["-o", "local"]}, "jobs": entries}))
     return str(p)
@@ -62,7 +62,7 @@ def test_bad_input_fails_once_good_job_done(fleet: Fleet, tmp_path: Path) -> Non
     assert "disk x: no such file" in table and "done 1" in table
     rep = {r["job"]: r for r in json.loads(fleet.cli("report", "--json").stdout)}
     assert rep["ok"]["bytes_written"] and rep["ok"]["outcome"] == "done"
-    assert rep["ok"]["verify_boot"] == "not requested/not available"
+    assert rep["ok"]["verify_boot"] == "not requested"
 
     # An operator's retry runs it again (attempt 2); a done job is not retried.
     assert fleet.cli("retry", "ok").returncode == 1
@@ -72,6 +72,38 @@ def test_bad_input_fails_once_good_job_done(fleet: Fleet, tmp_path: Path) -> Non
     assert fleet.job("bad")["attempts"] == "2"
     r = fleet.cli("cancel", "nosuch")
     assert r.returncode == 1 and r.stderr.count("\n") == 1
+
+
+def test_verify_boot_result_reported_failure_fails_once(fleet: Fleet,  # noqa: F811
+                                                         tmp_path: Path) -> None:
+    """--verify-boot in a plan entry boots the committed output (the fake VERIFY): a guest that
+    booted shows its verdict line in report/report --json; one that did not fails the job with
+    that line, delivered once (never retried); a job without the option is not verified."""
+    a = fleet.worker("a", tmp_path / "a", fake=True)
+    jobs = {"up": {"seconds": 0}, "down": {"seconds": 0, "boot": "initramfs"}}
+    assert fleet.cli("submit", plan(tmp_path, jobs, ("--verify-boot",))).returncode == 0
+    assert fleet.cli("submit", plan(tmp_path, {"plain": {"seconds": 0}})).returncode == 0
+    fleet.wait(lambda: all(fleet.job(n).get("state") in ("done", "failed")
+                           for n in ("up", "down", "plain")), 120)
+    time.sleep(3)   # a retry, if there were one, would start within this
+    up, down = fleet.job("up"), fleet.job("down")
+    assert up["state"] == "done", up
+    assert up["verify"] == ("Boot verification: booted: login after 2 s; network: "
+                            "52:54:00:00:00:01 10.0.2.15")
+    assert down["state"] == "failed" and down["deliveries"] == "1"
+    assert down["error"] == down["verify"] == (
+        "Boot verification: FAILED: initramfs (Gave up waiting for root file system device) "
+        "after 3 s; network: none configured")
+    assert (a.storage / "down-sda").exists()   # committed before the check: kept for a look
+    verified = (a.storage / "verify.log").read_text().split()[::2]
+    assert sorted(verified) == ["down", "up"]
+    rep = {r["job"]: r for r in json.loads(fleet.cli("report", "--json").stdout)}
+    assert rep["up"]["verify_boot"] == up["verify"] and rep["up"]["outcome"] == "done"
+    assert rep["down"]["verify_boot"] == down["verify"] and rep["down"]["outcome"] == "failed"
+    assert rep["plain"]["verify_boot"] == "not requested"
+    text = fleet.cli("report").stdout
+    assert "booted: login after 2 s" in text and "FAILED: initramfs" in text
+    assert text.count("Gave up waiting") == 1   # the failure's line said once
 
 
 def test_kill9_worker_redelivered_exactly_once(fleet: Fleet, tmp_path: Path) -> None:  # noqa: F811

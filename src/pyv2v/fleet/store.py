@@ -81,7 +81,7 @@ class Store:
         """An operator's retry: a new attempt under a new task id, the old outcome cleared."""
         self.r.hincrby(self.key(job_id), "attempts", 1)
         self.update(job_id, state="queued", task=task, stage="", progress="", error="",
-                    started="", finished="", bytes="", worker="", commit="")
+                    started="", finished="", bytes="", worker="", commit="", verify="")
 
     # Leases ---------------------------------------------------------------------------------
 

@@ -9,8 +9,13 @@ these, so the message is acknowledged only then; a worker that dies first leaves
 redelivered.  A delivery that finds its job finished, cancelled, superseded by an operator's
 retry, or leased by another live worker (a duplicate) does not convert it again; one that finds
 the commit record of a delivery that died after committing (commit.py) finishes it as done.
-`PIPELINE` is v2v's `pipeline.run` unless a module the worker imports (`v2v-fleet worker
---include MODULE`, Celery's own option) sets it: the fleet's tests run a fake costing seconds.
+A job whose arguments carry `--verify-boot` then boots its committed output once, as `v2v
+--verify-boot` does (verifyboot.verify, stage "Verifying that the guest boots"): the verdict line
+is recorded in the job (`verify`, shown by `report`); a guest that did not boot fails the job
+with that line (a failure, so never retried: it would not boot on a retry either).
+`PIPELINE` is v2v's `pipeline.run` and `VERIFY` (pipeline metadata → Verdict) v2v's boot check
+unless a module the worker imports (`v2v-fleet worker --include MODULE`, Celery's own option)
+sets them: the fleet's tests run fakes costing seconds.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from .monitor import FleetMonitor
 from .store import TERMINAL, Store
 
 PIPELINE: Callable[[Any, Any], Any] | None = None   # None: v2v's pipeline.run
+VERIFY: Callable[[Any], Any] | None = None          # None: v2v's verifyboot.verify
+NOT_VERIFIED = "not run: the output was committed by an earlier delivery that died"
 
 
 def register(app: Any) -> Any:
@@ -84,18 +91,22 @@ def run_job(store: Store, job: dict[str, str], worker: str,
     monitor = FleetMonitor(store, job_id)
     state, fields = "done", {}
     try:
+        argv = json.loads(job["argv"])
         if job.get("commit"):   # an earlier delivery died at or after its commit
             outcome, size = commit.resolve(job["commit"])
             if outcome == "done":
+                extra = {"verify": NOT_VERIFIED} if wants_verify(argv) else {}
                 store.finish(job_id, "done", bytes=size, progress=100,
-                             stage="done (committed by an earlier delivery)")
+                             stage="done (committed by an earlier delivery)", **extra)
                 return {"job": job_id, "state": "done", "converted": False}
             if outcome == "lost":
                 raise V2VError(commit.lost_error(job["commit"], job.get("worker", "?")))
             store.update(job_id, commit="")
-        plan = build_plan(json.loads(job["argv"]), default_storage)
+        plan = build_plan(argv, default_storage)
         meta = pipeline_function()(plan, monitor)
         fields = {"bytes": written(meta), "stage": "done", "progress": 100}
+        if wants_verify(argv):
+            state, fields = verify_output(store, job_id, meta, fields)
     except (Cancelled, KeyboardInterrupt):
         state, fields = "cancelled", {"error": "cancelled"}
     except V2VError as e:
@@ -125,6 +136,37 @@ def build_plan(argv: list[str], default_storage: str | None) -> Any:
     if ns.output_storage is None and default_storage and cls and issubclass(cls, FilesOutput):
         ns.output_storage = default_storage
     return cli.make_plan(ns)
+
+
+def wants_verify(argv: list[str]) -> bool:
+    from ..v2v import cli
+
+    return bool(cli.parse(argv).verify_boot)
+
+
+def verify_output(store: Store, job_id: str, meta: Any,
+                  fields: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Boot the committed output once: ("done" | "failed", the job's fields with the verdict)."""
+    store.update(job_id, stage="Verifying that the guest boots", bytes=fields["bytes"])
+    verdict = verify_function()(meta)
+    line = one_line(verdict.line())
+    log.message(line)
+    if verdict.ok:
+        return "done", {**fields, "verify": line}
+    for text in getattr(verdict, "console_tail", ())[-5:]:
+        log.message(f"  console: {text}")
+    return "failed", {**fields, "verify": line, "error": line, "stage": "boot check failed"}
+
+
+def verify_function() -> Callable[[Any], Any]:
+    if VERIFY is not None:
+        return VERIFY
+    from ..v2v import verifyboot
+
+    def verify(meta: Any) -> Any:
+        return verifyboot.verify(meta.disks, meta.caps, [n.mac for n in meta.nics])
+
+    return verify
 
 
 def pipeline_function() -> Callable[[Any, Any], Any]:

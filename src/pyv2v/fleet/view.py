@@ -7,7 +7,8 @@ import time
 
 from .store import counts
 
-VERIFY_NA = "not requested/not available"   # v2v has no --verify-boot yet
+VERIFY_NA = "not requested"   # the job had no --verify-boot (or has not got that far)
+VERIFY_PREFIX = "Boot verification: "
 
 
 def _duration(j: dict[str, str], now: float) -> str:
@@ -75,9 +76,10 @@ def report_text(jobs: list[dict[str, str]]) -> str:
              f"{'VERIFY-BOOT':<28} ERROR"]
     for r in report_rows(jobs):
         b = r["bytes_written"]
+        verify = str(r["verify_boot"]).removeprefix(VERIFY_PREFIX)
+        error = "" if r["error"] == r["verify_boot"] else r["error"] or ""   # said once
         lines.append(f"{r['job']:<24} {r['kind']:<4} {r['outcome']:<10} {r['duration']:>8} "
-                     f"{b if b is not None else '-':>14}  {r['verify_boot']:<28} "
-                     f"{r['error'] or ''}")
+                     f"{b if b is not None else '-':>14}  {verify:<28} {error}")
     return "\n".join(lines)
 
 
