@@ -37,6 +37,15 @@ def runs(*dirs: Path) -> list[str]:
             for line in (d / "runs.log").read_text().splitlines()]
 
 
+def status(fleet: Fleet) -> dict[str, list[str]]:  # noqa: F811
+    """`v2v-fleet status` (the text table): {"head": the counts line, JOB: the row's fields}."""
+    r = fleet.cli("status")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[1].split()[:5] == ["JOB", "KIND", "STATE", "WORKER", "TIME"], lines
+    return {"head": lines[0], **{ln.split()[0]: ln.split()[1:] for ln in lines[2:]}}
+
+
 def leftovers(*dirs: Path) -> list[str]:
     return [p.name for d in dirs for p in d.iterdir() if p.name.endswith(".pyv2v-partial")]
 
@@ -135,12 +144,24 @@ def test_cancel_stops_the_job_and_its_children(fleet: Fleet, tmp_path: Path) -> 
     fleet.wait(lambda: fleet.job("long").get("stage", "").startswith("Converting"), 120)
     child = int(fleet.job("long")["stage"].split("child ")[1].rstrip(")"))
     assert any(line.startswith(f"{child} sleep") for line in tagged(a.tag))
+    # The status table while one runs and one waits (concurrency 1): counts, state, worker, stage.
+    table = status(fleet)
+    assert table["head"].startswith("queued 1 · running 1 · done 0 · failed 0 · cancelled 0")
+    assert table["long"][:3] == ["v2v", "running", "pyv2v@a"], table
+    assert table["long"][4:7] == ["Converting", "(child", f"{child})"], table
+    assert table["long"][7].endswith("%") and len(table["long"]) == 8, table   # its progress
+    assert table["next"][:3] == ["v2v", "queued", "-"], table
     r = fleet.cli("cancel", "long")
     assert r.returncode == 0, r.stderr
     fleet.wait(lambda: not any(" sleep 1000" in line for line in tagged(a.tag)), 80,
                "the job's child to be stopped")
     fleet.wait(lambda: fleet.job("next").get("state") == "done", 240)   # the worker goes on
     assert fleet.job("long")["state"] == "cancelled"
+    table = status(fleet)
+    assert table["head"].startswith("queued 0 · running 0 · done 1 · failed 0 · cancelled 1")
+    assert table["long"][:3] == ["v2v", "cancelled", "pyv2v@a"] and table["long"][4:] == [
+        "cancelled"], table
+    assert table["next"][:3] == ["v2v", "done", "pyv2v@a"], table
     assert leftovers(a.storage) == [] and not (a.storage / "long-sda").exists()
     assert fleet.cli("cancel", "long").returncode == 1   # ended already
     assert fleet.cli("retry", "long").returncode == 0     # … but it can be run again
