@@ -176,6 +176,39 @@ def test_esx_source_reads_the_datastore(
     )
 
 
+def _print_source(srv: DatastoreServer, node: Path, ic: str) -> str:
+    res = run_esx(node, "-i", "libvirt", "-ic", ic, "-ip", str(srv.workdir / "password"), NAME,
+                  "--print-source", timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "Traceback" not in res.stdout + res.stderr and PASSWORD not in res.stdout + res.stderr
+    return res.stdout
+
+
+def test_esx_print_source(datastore: DatastoreServer, tmp_path: Path) -> None:
+    """The command line, no appliance: the recorded guest, its disk an NBD export of nbdkit-curl
+    reading the datastore (descriptor checked first), its NIC's MAC."""
+    out = _print_source(datastore, recorded(tmp_path), datastore.uri())
+    assert f"source name: {NAME}" in out and "hypervisor type: vmware" in out
+    assert f"memory: {1 << 30} (bytes)" in out and "nr vCPUs: 2" in out
+    disks = out.split("disks:\n")[1].split("removable media:")[0].splitlines()
+    assert len(disks) == 1 and disks[0].strip().startswith("nbd+unix:///?socket="), out
+    nics = out.split("NICs:\n")[1].splitlines()
+    assert len(nics) == 1 and nics[0].startswith(f'\tBridge "VM Network" mac: {vmware.MAC0}'), out
+    assert "over HTTPS" in out
+    assert any(r.path.startswith(f"/folder/deb12/{vmware.NAME}-flat.vmdk?")
+               and "dcPath=ha-datacenter" in r.path for r in datastore.requests)
+
+
+def test_vpx_datacenter_path(datastore: DatastoreServer, tmp_path: Path) -> None:
+    """vpx://user@vcenter/DC1/esxi1: the datacenter (the URI path less its host) is the dcPath
+    of every datastore URL (the recorded XML carries none: libvirt's test driver drops it); the
+    server answers 404 for any other datacenter."""
+    datastore.datacenter = "DC1"
+    _print_source(datastore, recorded(tmp_path), datastore.uri("vpx", path="/DC1/esxi1"))
+    assert datastore.requests and all(
+        "dcPath=DC1&" in r.path and "dsName=datastore1" in r.path for r in datastore.requests)
+
+
 def test_esx_bad_input(datastore: DatastoreServer, tmp_path: Path) -> None:
     """One line each, before any appliance; the real ESX driver for the connection errors."""
     node = recorded(tmp_path)
@@ -196,6 +229,9 @@ def test_esx_bad_input(datastore: DatastoreServer, tmp_path: Path) -> None:
 
     res = run_esx(recorded(tmp_path, vmdk="gone.vmdk"), *_ic(datastore), *to)
     assert_one_line_error(res, "URL not found", "gone.vmdk")
+
+    res = run_esx(node, *_ic(datastore)[:-1], "nosuchvm", *to)
+    assert_one_line_error(res, "no domain called nosuchvm on esx://")
 
     res = run_esx(recorded(tmp_path, state=1), *_ic(datastore), *to)
     assert_one_line_error(res, NAME, "is running", "must be shut down")
