@@ -30,14 +30,27 @@ def test_keep_mask_drops_gaps_swap_bodies_and_keeps_head_and_gpt_tail() -> None:
     assert usedmap.keep_mask(64 * mib, [], gpt=False) == [(0, 64 * mib)]
 
 
-def test_nonzero_ranges_from_qemu_img_map() -> None:
+def test_zeroed_ranges_are_the_overlays_own_zero_clusters() -> None:
+    """`qemu-img map` of the overlay alone: only clusters present in it and zero count (not
+    the unallocated rest, which the backing source decides)."""
     text = json.dumps([
-        {"start": 0, "length": 4096, "depth": 1, "present": True, "zero": False, "data": True},
+        {"start": 0, "length": 4096, "depth": 0, "present": False, "zero": True, "data": False},
         {"start": 4096, "length": 8192, "depth": 0, "present": True, "zero": True, "data": False},
         {"start": 12288, "length": 4096, "depth": 0, "present": True, "zero": False,
-         "data": True},
+         "data": True, "offset": 0},
+        {"start": 16384, "length": 4096, "depth": 0, "present": True, "zero": True,
+         "data": False},
     ])
-    assert usedmap.nonzero_ranges(text) == [(0, 4096), (12288, 4096)]
+    assert usedmap.zeroed_ranges(text) == [(4096, 8192), (16384, 4096)]
+
+
+def test_subtract() -> None:
+    a = [(0, 100), (200, 50), (300, 10)]
+    assert usedmap.subtract(a, []) == a
+    assert usedmap.subtract(a, [(0, 400)]) == []
+    assert usedmap.subtract(a, [(10, 20), (90, 120), (240, 65)]) == \
+        [(0, 10), (30, 60), (210, 30), (305, 5)]
+    assert usedmap.subtract([(0, 10)], [(10, 5)]) == [(0, 10)]
 
 
 def test_chunks_split_ranges() -> None:

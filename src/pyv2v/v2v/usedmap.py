@@ -5,20 +5,24 @@ non-zero block moves the whole disk.  `used_ranges(uris, sizes, tmpdir)` opens a
 qcow2 overlay (4 KiB clusters: filesystem block granularity) on each remote (read-only) NBD
 source, launches one libguestfs appliance on them, mounts every filesystem it finds in turn
 and runs fstrim (the discards land in the overlay as zero clusters; the source is never
-written), then reads the overlay's map (`qemu-img map`): what is not zero is needed.  The
-result is further cut to the partitions, keeping the area before the first one (partition
-table, boot loader) and the last MiB of a GPT disk (its backup header): unpartitioned space
-and the body of swap partitions are never moved.  The free extents of each LVM volume group
-are discarded too (a temporary LV created over them in the overlay, then blkdiscard).
-Filesystems the appliance cannot mount are kept whole (safe default); so is swap on LVM (its
-signature must survive, and blkdiscard cannot spare it).  The overlays go away with the
-temporary directory.
+written).  What is needed is what the source holds as data (its NBD server's block status,
+asked over the whole disk at once: a handful of round trips) minus what the overlay zeroed
+(`qemu-img map` of the overlay alone, its backing not opened: mapping through the remote
+backing asked it cluster run by cluster run, ~3,500 round trips for a 2 GiB disk, 70 s over a
+20 ms link).  The result is further cut to the partitions, keeping the area before the first
+one (partition table, boot loader) and the last MiB of a GPT disk (its backup header):
+unpartitioned space and the body of swap partitions are never moved.  The free extents of
+each LVM volume group are discarded too (a temporary LV created over them in the overlay,
+then blkdiscard).  Filesystems the appliance cannot mount are kept whole (safe default); so
+is swap on LVM (its signature must survive, and blkdiscard cannot spare it).  The overlays go
+away with the temporary directory.
 
 Ranges are lists of `(offset, length)`, sorted, non-overlapping (`Ranges`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -34,6 +38,8 @@ Ranges = list[tuple[int, int]]
 SWAP_HEADER_KEEP = 64 << 10  # a swap partition keeps its signature (UUID, label), not its body
 GPT_TAIL_KEEP = 1 << 20
 FREE_LV = "pyv2vfree"  # the overlay-only LV over a volume group's free extents
+BLOCK_STATUS_MAX = (1 << 31) - (1 << 20)  # one NBD block status request (32-bit count)
+NBD_STATE_ZERO = 2  # base:allocation: the extent reads as zeros
 
 
 def intersect(a: Ranges, b: Ranges) -> Ranges:
@@ -68,10 +74,73 @@ def total(ranges: Ranges) -> int:
     return sum(n for _, n in ranges)
 
 
-def nonzero_ranges(map_json: str) -> Ranges:
-    """The non-zero extents of `qemu-img map --output=json`."""
+def subtract(a: Ranges, b: Ranges) -> Ranges:
+    """The parts of `a` not covered by `b` (each sorted, non-overlapping)."""
+    out: Ranges = []
+    j = 0
+    for off, length in a:
+        pos, end = off, off + length
+        while j < len(b) and b[j][0] + b[j][1] <= pos:
+            j += 1
+        k = j
+        while pos < end and k < len(b) and b[k][0] < end:
+            if b[k][0] > pos:
+                out.append((pos, b[k][0] - pos))
+            pos = max(pos, b[k][0] + b[k][1])
+            k += 1
+        if pos < end:
+            out.append((pos, end - pos))
+    return coalesce(out)
+
+
+def zeroed_ranges(map_json: str) -> Ranges:
+    """What an overlay's own layer reads as zeros (`qemu-img map --output=json` of the overlay
+    opened without its backing): the clusters fstrim/blkdiscard zeroed."""
     return coalesce([(int(e["start"]), int(e["length"])) for e in json.loads(map_json)
-                     if not e.get("zero")])
+                     if e.get("present") and e.get("zero") and e.get("depth", 0) == 0])
+
+
+def data_ranges(uri: str, size: int) -> Ranges:
+    """What the NBD source holds as data: its base:allocation block status (holes and zero
+    extents left out), asked for the rest of the disk at once; the whole disk when the server
+    has no block status."""
+    import nbd  # Debian python3-libnbd (system site-packages)
+
+    h = nbd.NBD()
+    h.add_meta_context("base:allocation")
+    try:
+        h.connect_uri(uri)
+        if not h.can_meta_context("base:allocation"):
+            return [(0, size)]
+        out: Ranges = []
+        got: list[tuple[int, list[int]]] = []
+
+        def extent(ctx: str, start: int, entries: list[int], err: object) -> int:
+            if ctx == "base:allocation":
+                got.append((start, list(entries)))
+            return 0
+
+        off = 0
+        while off < size:
+            got.clear()
+            h.block_status(min(size - off, BLOCK_STATUS_MAX), off, extent)
+            pos = off
+            for start, entries in got:
+                pos = start
+                for i in range(0, len(entries) - 1, 2):
+                    length, flags = entries[i], entries[i + 1]
+                    if not flags & NBD_STATE_ZERO:
+                        out.append((pos, min(length, size - pos)))
+                    pos += length
+            if pos <= off:
+                raise V2VError(f"source disk {uri}: block status made no progress at {off}")
+            off = pos
+        return coalesce(out)
+    except nbd.Error as e:
+        raise V2VError(f"cannot read the block status of source disk {uri}: {e}") from None
+    finally:
+        with contextlib.suppress(nbd.Error):
+            h.shutdown()
 
 
 def keep_mask(size: int, parts: Sequence[tuple[int, int, bool]], gpt: bool) -> Ranges:
@@ -168,10 +237,13 @@ def used_ranges(uris: Sequence[str], sizes: Sequence[int], tmpdir: str) -> list[
         log.debug(f"used-block map: {trimmed} filesystems trimmed, free extents of {groups} "
                   "volume groups discarded")
         out = []
-        for ov, size, (parts, gpt) in zip(overlays, sizes, layouts, strict=True):
-            res = process.run(["qemu-img", "map", "--output=json", "-f", "qcow2", ov],
+        for uri, ov, size, (parts, gpt) in zip(uris, overlays, sizes, layouts, strict=True):
+            alone = json.dumps({"driver": "qcow2", "backing": None,
+                                "file": {"driver": "file", "filename": ov}})
+            res = process.run(["qemu-img", "map", "--output=json", f"json:{alone}"],
                               timeout=600)
-            out.append(intersect(nonzero_ranges(res.out), keep_mask(size, parts, gpt)))
+            needed = subtract(data_ranges(uri, size), zeroed_ranges(res.out))
+            out.append(intersect(needed, keep_mask(size, parts, gpt)))
         return out
     finally:
         shutil.rmtree(work, ignore_errors=True)
