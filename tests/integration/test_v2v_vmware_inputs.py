@@ -1,7 +1,8 @@
 """-i ova and -i vmx on VMware/VirtualBox exports generated from the debian12-physical fixture
 (pyv2v_harness.vmware): --print-source for every kind (no appliance), bad input with the real
-files (one line, nothing written), and two real conversions that boot (a VMware OVA read in
-place from its tar, a two-disk VMX with monolithicSparse VMDKs)."""
+files (one line, nothing written), two real conversions that boot (a VMware OVA read in
+place from its tar, a two-disk VMX with monolithicSparse VMDKs), and the VirtualBox OVA and the
+unpacked OVA directory converted to -o null."""
 
 from __future__ import annotations
 
@@ -177,6 +178,20 @@ def test_vmx_two_disk_conversion(converted_vmx: Conversion) -> None:
     assert devs == ["vda", "vdb"]
     blank = converted_vmx.outdir / f"{vmware.NAME}-sdb"
     assert os.stat(blank).st_size == vmware.BLANK_MIB << 20
+
+
+@pytest.mark.parametrize("kind", ["ova-vbox", "ova-dir"])
+def test_other_ova_kinds_convert(exports: dict[str, Path], tmp_path: Path, kind: str) -> None:
+    """The VirtualBox-style OVA (tar) and the unpacked OVA directory go through the whole
+    pipeline (inspect, convert, copy) to -o null: the cheapest output, no disk written."""
+    src = exports[kind]
+    disk = src if kind == "ova-vbox" else src / f"{vmware.NAME}-disk1.vmdk"
+    c = convert(disk, tmp_path, "-i", "ova", str(src), "-o", "null")
+    assert c.rc == 0, c.stderr[-2000:]
+    assert "Traceback" not in c.stdout + c.stderr
+    assert c.sha_before == c.sha_after  # the OVA / VMDK was never written
+    assert "to run on KVM" in c.stdout and "Copying disk 1/1" in c.stdout, c.stdout
+    assert "Finishing off" in c.stdout and "Extracting" not in c.stdout
 
 
 def test_flat_vmdk_reads_the_same_bytes(exports: dict[str, Path], debian12_physical: Path
