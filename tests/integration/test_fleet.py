@@ -1,12 +1,17 @@
 """The fleet with real conversions: a private redis-server, two real `v2v-fleet worker`s with
 separate output directories, v2v's real pipeline on the debian12-physical fixture (TCG).
 
-One plan of two jobs: a real `-i disk … -o local` conversion and a bad input.  The bad input
-fails once with one line and is not retried.  The worker converting the good job is killed -9
-(its whole process tree, as a power loss) once the job's stage shows the appliance inspecting;
-the job is redelivered to the other worker and finishes there exactly once (one guest, no
-partial dirs; the dead worker's leftover staging dir is removed when it restarts).  Then a real
-conversion is cancelled while its appliance runs: no qemu/nbdkit/qemu-img of it survives.
+One plan of five jobs: four real conversions mixing inputs — `-i disk`, `-i libvirtxml` (a
+domain XML written here for the fixture), `-i ova` (the generated VMware OVA, read in place from
+its tar) and `-i vmx` (monolithicSparse VMDK; pyv2v_harness.vmware) — and a bad input.  The bad
+input fails once with one line and is not retried.  The worker converting the disk job is killed
+-9 (its whole process tree, as a power loss) once the job's stage shows the appliance
+inspecting; its leftover staging dir is removed when it restarts (under a new name), the job is
+redelivered to a live worker and finishes exactly once.  All four end done, each output exactly
+once across the two output dirs, converted by both workers; the libvirtxml and OVA jobs carry
+`--verify-boot`, so the worker boots their committed output (v2v's own check) and `report`
+shows "booted".  Then a real conversion is cancelled while its appliance runs: no
+qemu/nbdkit/qemu-img of it survives.
 """
 
 from __future__ import annotations
@@ -20,13 +25,36 @@ import pytest
 from proc_helpers import tagged
 from redis_fixtures import Fleet, fleet  # noqa: F401 - the fixture
 
-pytestmark = pytest.mark.slow
+from pyv2v_harness import vmware
+
+pytestmark = [pytest.mark.slow, pytest.mark.boot]
 HEAVY = ("qemu", "nbdkit", "qemu-img", "qemu-nbd", "nbdcopy")
 
 
 def heavy(w: object) -> list[str]:
     return [line for line in tagged(w.tag)  # type: ignore[attr-defined]
             if line.split()[1:2] and Path(line.split()[1]).name.startswith(HEAVY)]
+
+
+MAC = "52:54:00:17:00:01"
+DOMAIN = """<domain type='vmware'>
+  <name>xml1</name>
+  <memory unit='KiB'>1048576</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64'>hvm</type></os>
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source file='{disk}'/>
+      <target dev='sda' bus='scsi'/>
+    </disk>
+    <interface type='bridge'><mac address='{mac}'/><source bridge='VM Network'/>
+      <model type='vmxnet3'/></interface>
+  </devices>
+</domain>
+"""
+GUESTS = ("web1", "xml1", "ova1", "vmx1")
+VERIFIED = ("xml1", "ova1")
 
 
 def write_plan(tmp: Path, jobs: dict[str, list[str]]) -> str:
@@ -42,10 +70,17 @@ def test_fleet_real_conversions(fleet: Fleet, tmp_path: Path,  # noqa: F811
     src.mkdir()
     image = src / "web1.img"
     shutil.copy(debian12_physical, image)   # a private copy: the cached fixture stays shared
+    xml = src / "xml1.xml"
+    xml.write_text(DOMAIN.format(disk=image, mac=MAC))
+    ova, vmx = vmware.ensure_export("ova-vmware"), vmware.ensure_export("vmx-sparse")
     a = fleet.worker("a", tmp_path / "a", visibility=20)
     b = fleet.worker("b", tmp_path / "b", visibility=20)
-    plan = write_plan(tmp_path, {"web1": ["-i", "disk", str(image), "-on", "web1"],
-                                 "broken": ["-i", "disk", str(src / "missing.img")]})
+    plan = write_plan(tmp_path, {
+        "broken": ["-i", "disk", str(src / "missing.img")],
+        "web1": ["-i", "disk", str(image), "-on", "web1"],
+        "xml1": ["-i", "libvirtxml", str(xml), "-on", "xml1", "--verify-boot"],
+        "ova1": ["-i", "ova", str(ova), "-on", "ova1", "--verify-boot"],
+        "vmx1": ["-i", "vmx", str(vmx), "-on", "vmx1"]})
     r = fleet.cli("submit", plan)
     assert r.returncode == 0, r.stderr
 
@@ -58,25 +93,44 @@ def test_fleet_real_conversions(fleet: Fleet, tmp_path: Path,  # noqa: F811
     other = b if first is a else a
     first.kill9()
     killed_at = time.monotonic() - t0
+    assert list(first.storage.glob(".web1-*.pyv2v-partial"))   # the dead worker's leftover
+    # Restarted at once (a new name: the redelivery must not go to the dead worker's name) so
+    # that two workers share the rest of the batch; it removes the leftover before any job.
+    restarted = fleet.worker(f"{first.name}2", first.storage, visibility=20)
+    assert not list(first.storage.glob(".web1-*.pyv2v-partial"))
 
     fleet.wait(lambda: fleet.job("broken").get("state") == "failed", 60)
-    fleet.wait(lambda: fleet.job("web1").get("state") in ("done", "failed"), 600,
-               "web1 to finish on the other worker")
-    web1, broken = fleet.job("web1"), fleet.job("broken")
-    assert web1["state"] == "done", web1
-    assert web1["worker"] == f"pyv2v@{other.name}" and web1["deliveries"] == "2"
-    assert int(web1["bytes"]) > 100 * 1024**2
+    fleet.wait(lambda: all(fleet.job(n).get("state") in ("done", "failed", "cancelled")
+                           for n in GUESTS), 1800, "the four conversions to finish")
+    took = time.monotonic() - t0
+    jobs = {n: fleet.job(n) for n in GUESTS}
+    assert all(j["state"] == "done" for j in jobs.values()), jobs
+    web1, broken = jobs["web1"], fleet.job("broken")
+    assert web1["worker"] != f"pyv2v@{first.name}" and web1["deliveries"] == "2"
+    assert all(jobs[n]["deliveries"] == "1" for n in GUESTS if n != "web1")
+    assert all(int(j["bytes"]) > 100 * 1024**2 for j in jobs.values())
     assert broken["deliveries"] == "1" and "missing.img" in broken["error"]
     assert "\n" not in broken["error"]
-    disks = sorted(p.name for d in (a.storage, b.storage) for p in d.glob("web1-sd*"))
-    assert disks == ["web1-sda"] and (other.storage / "web1-sda").exists()
-    assert not list(other.storage.glob(".*.pyv2v-partial"))
-    assert list(first.storage.glob(".web1-*.pyv2v-partial"))   # the dead worker's leftover
-    fleet.worker(first.name, first.storage, visibility=20)
-    assert not list(first.storage.glob(".*.pyv2v-partial"))     # removed by its restart
-    print(f"killed after {killed_at:.0f} s; done after {time.monotonic() - t0:.0f} s")
+    for n in GUESTS:   # each guest exactly once, in the output dir of the worker that ran it
+        disks = [p for d in (a.storage, b.storage) for p in d.glob(f"{n}-sd*")]
+        assert [p.name for p in disks] == [f"{n}-sda"], disks
+        owner = {f"pyv2v@{other.name}": other.storage,
+                 f"pyv2v@{restarted.name}": first.storage}[jobs[n]["worker"]]
+        assert disks[0].parent == owner and (owner / f"{n}.xml").exists()
+    workers = {j["worker"] for j in jobs.values()}
+    assert workers == {f"pyv2v@{other.name}", f"pyv2v@{restarted.name}"}, workers
+    assert not [p for d in (a.storage, b.storage) for p in d.glob(".*.pyv2v-partial")]
+    for n in VERIFIED:   # the boot check ran on the worker, after the commit: booted
+        assert jobs[n]["verify"].startswith("Boot verification: booted: "), jobs[n]
+        assert f"network: {MAC if n == 'xml1' else vmware.MAC0} " in jobs[n]["verify"]
+    rep = {r["job"]: r for r in json.loads(fleet.cli("report", "--json").stdout)}
+    assert all(rep[n]["verify_boot"] == jobs[n]["verify"] for n in VERIFIED)
+    assert rep["web1"]["verify_boot"] == rep["vmx1"]["verify_boot"] == "not requested"
     report = fleet.cli("report").stdout
-    assert "web1" in report and "done" in report and "not requested" in report
+    assert report.count("booted: ") == 2 and "not requested" in report
+    print(f"killed after {killed_at:.0f} s; four done after {took:.0f} s; "
+          + "; ".join(f"{n} on {j['worker']} in {float(j['finished']) - float(j['started']):.0f} s"
+                      for n, j in jobs.items()))
 
     # Cancel a real conversion while its appliance (qemu) runs: nothing of it survives.
     plan = write_plan(tmp_path, {"web2": ["-i", "disk", str(image), "-on", "web2"]})
