@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -37,3 +38,25 @@ def check_golden(name: str, text: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     assert text == path.read_text(), f"differs from golden file {path}"
+
+
+def vmware_domain_xml(name: str, disk: str | Path, macs: Sequence[str]) -> str:
+    """A libvirt domain as libvirt's ESX driver describes a VMware guest (`-i libvirtxml`): one
+    raw SCSI disk, a vmxnet3 NIC on 'VM Network' per MAC, in that order."""
+    nics = "".join(f"    <interface type='bridge'><mac address='{m}'/>"
+                   "<source bridge='VM Network'/>\n      <model type='vmxnet3'/></interface>\n"
+                   for m in macs)
+    return f"""<domain type='vmware'>
+  <name>{name}</name>
+  <memory unit='KiB'>1048576</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64'>hvm</type></os>
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source file='{disk}'/>
+      <target dev='sda' bus='scsi'/>
+    </disk>
+{nics}  </devices>
+</domain>
+"""

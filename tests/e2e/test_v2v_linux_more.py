@@ -17,31 +17,13 @@ from typing import Any
 import pytest
 from lxml import etree
 from v2v_fixtures import Conversion, sha256
-from v2v_helpers import V2V
+from v2v_helpers import V2V, vmware_domain_xml
 
 pytestmark = [pytest.mark.slow]
 
 SNAPSHOT_ROOT = "btrfsvol:/dev/sda2/@snapshots/1/snapshot"
 # recipes/debian12-nm-xfs.toml: the source lists ens224's NIC (bound by MAC) first.
 NM_MACS = ("00:50:56:aa:00:02", "00:50:56:aa:00:01")
-NM_DOMAIN = """<domain type='vmware'>
-  <name>deb12nmxfs</name>
-  <memory unit='KiB'>1048576</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64'>hvm</type></os>
-  <devices>
-    <disk type='file' device='disk'>
-      <driver name='qemu' type='raw'/>
-      <source file='{disk}'/>
-      <target dev='sda' bus='scsi'/>
-    </disk>
-    <interface type='bridge'><mac address='{mac0}'/><source bridge='VM Network'/>
-      <model type='vmxnet3'/></interface>
-    <interface type='bridge'><mac address='{mac1}'/><source bridge='VM Network'/>
-      <model type='vmxnet3'/></interface>
-  </devices>
-</domain>
-"""
 
 
 def _convert(source: Path, out: Path, name: str, *extra: str, stdin: str | None = None,
@@ -68,7 +50,7 @@ def converted_nm_xfs(debian12_nm_xfs: Path, tmp_path_factory: pytest.TempPathFac
                      ) -> Conversion:
     out = tmp_path_factory.mktemp("v2v-nm-xfs")
     xml = out.parent / "deb12nmxfs-source.xml"
-    xml.write_text(NM_DOMAIN.format(disk=debian12_nm_xfs, mac0=NM_MACS[0], mac1=NM_MACS[1]))
+    xml.write_text(vmware_domain_xml("deb12nmxfs", debian12_nm_xfs, NM_MACS))
     return _convert(debian12_nm_xfs, out, "deb12nmxfs", input_args=("-i", "libvirtxml",
                                                                       str(xml)))
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 from proc_helpers import tagged
 from redis_fixtures import Fleet, fleet  # noqa: F401 - the fixture
+from v2v_helpers import vmware_domain_xml
 
 from pyv2v_harness import vmware
 
@@ -37,22 +38,6 @@ def heavy(w: object) -> list[str]:
 
 
 MAC = "52:54:00:17:00:01"
-DOMAIN = """<domain type='vmware'>
-  <name>xml1</name>
-  <memory unit='KiB'>1048576</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64'>hvm</type></os>
-  <devices>
-    <disk type='file' device='disk'>
-      <driver name='qemu' type='raw'/>
-      <source file='{disk}'/>
-      <target dev='sda' bus='scsi'/>
-    </disk>
-    <interface type='bridge'><mac address='{mac}'/><source bridge='VM Network'/>
-      <model type='vmxnet3'/></interface>
-  </devices>
-</domain>
-"""
 GUESTS = ("web1", "xml1", "ova1", "vmx1")
 VERIFIED = ("xml1", "ova1")
 
@@ -71,7 +56,7 @@ def test_fleet_real_conversions(fleet: Fleet, tmp_path: Path,  # noqa: F811
     image = src / "web1.img"
     shutil.copy(debian12_physical, image)   # a private copy: the cached fixture stays shared
     xml = src / "xml1.xml"
-    xml.write_text(DOMAIN.format(disk=image, mac=MAC))
+    xml.write_text(vmware_domain_xml("xml1", image, [MAC]))
     ova, vmx = vmware.ensure_export("ova-vmware"), vmware.ensure_export("vmx-sparse")
     a = fleet.worker("a", tmp_path / "a", visibility=20)
     b = fleet.worker("b", tmp_path / "b", visibility=20)
