@@ -141,7 +141,10 @@ def test_cancel_stops_the_job_and_its_children(fleet: Fleet, tmp_path: Path) -> 
     a = fleet.worker("a", tmp_path / "a", fake=True)
     assert fleet.cli("submit", plan(tmp_path, {"long": {"seconds": 300},
                                                "next": {"seconds": 0}})).returncode == 0
-    fleet.wait(lambda: fleet.job("long").get("stage", "").startswith("Converting"), 120)
+    # Its first progress report follows the stage (0.1 s later in the fake; longer under load:
+    # CI read the table in between once).
+    fleet.wait(lambda: fleet.job("long").get("stage", "").startswith("Converting")
+               and fleet.job("long").get("progress", "") != "", 120)
     child = int(fleet.job("long")["stage"].split("child ")[1].rstrip(")"))
     assert any(line.startswith(f"{child} sleep") for line in tagged(a.tag))
     # The status table while one runs and one waits (concurrency 1): counts, state, worker, stage.
