@@ -60,6 +60,7 @@ class Target:
     known_hosts: str = ""  # "" = default_known_hosts()
     hostkey: str | None = None  # pinned "SHA256:…" fingerprint
     connect_timeout: int = CONNECT_TIMEOUT
+    role: str = "conversion server"  # what the host is to the user, for error messages
 
     @property
     def known_hosts_file(self) -> str:
@@ -256,7 +257,7 @@ def keyscan(t: Target, timeout: int = 10) -> list[tuple[str, str]]:
         if not found and any(ln.strip() and not ln.startswith("#") for ln in e.splitlines()):
             break  # refused, unreachable, or still dropped after retries: not "type not offered"
     if not keys:
-        raise V2VError(f"cannot reach conversion server {t.host}:{t.port} to read its host "
+        raise V2VError(f"cannot reach {t.role} {t.host}:{t.port} to read its host "
                        f"key: {explain(err, t)}")
     return keys
 
@@ -345,5 +346,5 @@ def explain(stderr: str, t: Target) -> str:
     for marker in _UNREACHABLE:
         for ln in lines:
             if marker in ln:
-                return f"cannot reach conversion server {t.host}:{t.port}: {ln}"
+                return f"cannot reach {t.role} {t.host}:{t.port}: {ln}"
     return lines[-1] if lines else "ssh failed without a message"

@@ -274,10 +274,10 @@ def test_vmx_over_ssh_bad_input(sshd, exports: dict[str, Path], tmp_path: Path  
     from pyv2v_harness import loopback
 
     key = f"ssh-identity={sshd.user_key}"
-    port = loopback.free_port()  # nobody listens: "cannot reach … 127.0.0.1:PORT …"
+    port = loopback.free_port()  # nobody listens: "cannot reach VMX host 127.0.0.1:PORT …"
     res = run_v2v("-i", "vmx", "-it", "ssh", f"vmx+ssh://root@127.0.0.1:{port}"
                   f"{exports['vmx-sparse']}", "-io", key, "--print-source", timeout=120)
-    assert_one_line_error(res, "cannot reach", f"127.0.0.1:{port}")
+    assert_one_line_error(res, f"cannot reach VMX host 127.0.0.1:{port}")
     other = tmp_path / "other_key"
     loopback.keygen(other)
     res = run_v2v("-i", "vmx", "-it", "ssh", _uri(sshd, exports["vmx-sparse"]),

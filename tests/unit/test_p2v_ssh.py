@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 from pathlib import Path
@@ -170,6 +171,14 @@ def test_known_hosts_temp_file_is_exclusive(tmp_path: Path) -> None:
 ])
 def test_explain(stderr: str, expect: str) -> None:
     assert expect in ssh.explain(stderr, target())
+
+
+def test_explain_names_what_the_host_is() -> None:
+    """A VMX or libvirt source host is not called a conversion server."""
+    refused = "ssh: connect to host x port 2222: Connection refused"
+    t = dataclasses.replace(target(), role="VMX host")
+    assert ssh.explain(refused, t).startswith(f"cannot reach VMX host {t.host}:{t.port}: ")
+    assert ssh.explain(refused, target()).startswith("cannot reach conversion server ")
 
 
 def test_version_rules() -> None:

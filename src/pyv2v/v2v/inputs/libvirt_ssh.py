@@ -70,7 +70,7 @@ def libssh_uri(uri: str, identity: str | None) -> tuple[str, ssh.Target]:
                            "-io ssh-identity=FILE)")
     user = urllib.parse.unquote(u.username or "root")
     t = ssh.Target(host=u.hostname, port=port, user=user,
-                   identity=ssh_disks.identity(identity, WHAT))
+                   identity=ssh_disks.identity(identity, WHAT), role="libvirt host")
     params += [("keyfile", str(t.identity)), ("known_hosts", t.known_hosts_file),
                ("known_hosts_verify", "normal"), ("sshauth", "privkey")]
     host = f"[{t.host}]" if ":" in t.host else t.host

@@ -54,7 +54,7 @@ def parse_uri(arg: str, identity: str | None) -> tuple[ssh.Target, str]:
                        "-io ssh-identity=FILE)")
     key = ssh_disks.identity(identity, WHAT)
     return ssh.Target(host=u.hostname, port=port, user=urllib.parse.unquote(u.username or "root"),
-                      identity=key), path
+                      identity=key, role="VMX host"), path
 
 
 def _remote(t: ssh.Target, argv: list[str], what: str, limit: int = 4 << 20) -> bytes:
