@@ -8,7 +8,8 @@ virt-p2v's wrapper as well as ours: `-i libvirtxml …/physical.xml` whose direc
 work dir ``virt-p2v-YYYYMMDD-XXXXXXXX`` (its `name` file is the guest name).  The job (id
 ``p2v-GUEST-XXXXXXXX``) records the source (the p2v client's address from SSH_CONNECTION), the
 guest, this server, stages and copy progress (FleetMonitor), and the outcome: done (bytes
-written) · failed (the one error line) · cancelled.
+written) · failed (the one error line) · cancelled, with the `--verify-boot` verdict line when
+the run asked for the boot check (a guest that did not boot fails the job, as in fleet jobs).
 
 Registration never fails a conversion: any broker error is one warning line on stderr (the
 conversion log), after which the run goes on unregistered.  While it runs, a thread keeps the
@@ -148,6 +149,7 @@ class Run:
     ) -> None:
         self.monitor, self.store, self.job_id = monitor, store, job_id
         self.meta: Any = None
+        self.verdict = ""  # the --verify-boot result line, once the boot check has run
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if store is not None:
@@ -166,18 +168,33 @@ class Run:
             except Exception:  # noqa: BLE001 - a broker hiccup: the next beat tries again
                 pass
 
+    def verifying(self) -> None:
+        """The output is written; the boot check (`--verify-boot`) starts."""
+        if self.store is not None:
+            from .tasks import written
+
+            self.store.update(
+                self.job_id, stage="Verifying that the guest boots", bytes=written(self.meta)
+            )
+
     def end(self, error: BaseException | None) -> None:
         self._stop.set()
         if self.store is None:
             return
         from .tasks import one_line, written
 
+        extra: dict[str, object] = {"verify": one_line(self.verdict)} if self.verdict else {}
         if error is None:
             self.store.finish(
-                self.job_id, "done", bytes=written(self.meta), stage="done", progress=100
+                self.job_id, "done", bytes=written(self.meta), stage="done", progress=100, **extra
             )
         elif isinstance(error, (Cancelled, KeyboardInterrupt)) or process.cancelled():
-            self.store.finish(self.job_id, "cancelled", error="cancelled")
+            self.store.finish(self.job_id, "cancelled", error="cancelled", **extra)
+        elif self.verdict:  # written, but the guest did not boot
+            self.store.finish(
+                self.job_id, "failed", stage="boot check failed", bytes=written(self.meta),
+                error=extra["verify"], **extra,
+            )
         elif isinstance(error, V2VError):
             self.store.finish(self.job_id, "failed", error=one_line(str(error)))
         else:

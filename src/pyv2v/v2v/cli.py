@@ -32,6 +32,10 @@ from .monitor import choose
 from .network import NetworkMap
 from .printsource import print_source
 
+# --verify-boot from the environment: p2v cannot pass it (virt-p2v runs a fixed virt-v2v command
+# line), so a conversion server sets this where p2v's ssh sessions get their environment.
+VERIFY_BOOT_ENV = "PYV2V_VERIFY_BOOT"
+
 REFERENCE_VERSION = "2.2.0"
 UNSUPPORTED = {
     "--in-place": 0, "-op": 1,
@@ -129,7 +133,8 @@ def build_parser() -> Parser:
     a("-x", dest="trace", action="store_true", help="trace libguestfs calls (on stderr)")
     a("--verify-boot", action="store_true",
       help="after converting, boot the written guest once under qemu (never writing to it) and "
-           "report login prompt / network / failure; exit 1 if it did not boot")
+           "report login prompt / network / failure; exit 1 if it did not boot (also "
+           f"${VERIFY_BOOT_ENV}=1: how a conversion server asks it of every p2v conversion)")
     a("--colours", "--colors", "--colour", "--color", dest="colours", action="store_true")
     a("-V", "--version", action="store_true")
     return p
@@ -239,6 +244,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def run(argv: list[str]) -> int:
     """Parse and run; raises on error (main() turns that into a message and an exit status)."""
     ns = parse(argv)
+    ns.verify_boot = ns.verify_boot or os.environ.get(VERIFY_BOOT_ENV, "") in ("1", "yes", "true")
     log.configure(verbose=ns.verbose or ns.trace, quiet=ns.quiet, colours=ns.colours,
                   trace=ns.trace, json_mode=ns.machine_readable is not None and bool(ns.args))
     if ns.version:
@@ -264,8 +270,11 @@ def run(argv: list[str]) -> int:
             meta = fleet.meta = pipeline.run(plan, fleet.monitor)
         finally:
             fleet.monitor.close()
-    if ns.verify_boot:
-        verifyboot.report(verifyboot.verify(meta.disks, meta.caps, [n.mac for n in meta.nics]))
+        if ns.verify_boot:  # inside the job: a p2v job's report shows the verdict
+            fleet.verifying()
+            verdict = verifyboot.verify(meta.disks, meta.caps, [n.mac for n in meta.nics])
+            fleet.verdict = verdict.line()
+            verifyboot.report(verdict)
     return EXIT_OK
 
 
