@@ -171,7 +171,8 @@ def converted_uefi(debian12_uefi: Path, tmp_path_factory: pytest.TempPathFactory
         sha = sha256(debian12_uefi)
         # The overlay's backing file is the cached fixture, outside its directory on purpose.
         c = convert(source, out, "-i", "disk", str(source), "--allow-external-files",
-                    "-on", "deb12uefi", "-o", "local", "-of", "qcow2", "-os", str(out))
+                    "-on", "deb12uefi", "-o", "local", "-of", "qcow2", "--compressed",
+                    "-os", str(out))
         c.fixture_sha = (sha, sha256(debian12_uefi))  # type: ignore[attr-defined]
         return c
 

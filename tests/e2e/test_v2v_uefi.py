@@ -1,8 +1,10 @@
 """End to end: the debian12-uefi fixture (GPT, ESP, LVM root, UUIDs), without the \\EFI\\BOOT
-fallback loader, converted and booted under OVMF (fresh NVRAM) on virtio-blk with its network up."""
+fallback loader, converted (`-of qcow2 --compressed`) and booted under OVMF (fresh NVRAM) on
+virtio-blk with its network up."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 import pytest
@@ -26,6 +28,17 @@ def test_xml_declares_uefi(converted_uefi: Conversion) -> None:
     loader = root.find("./os/loader")
     assert loader is not None and loader.get("type") == "pflash" and "OVMF" in loader.text
     assert root.find("./devices/disk/driver").get("type") == "qcow2"
+
+
+def test_compressed_qcow2_written(converted_uefi: Conversion) -> None:
+    """--compressed (= -oo compressed): the data clusters are compressed, the file small."""
+    disk = converted_uefi.outdir / "deb12uefi-sda"
+    check = json.loads(subprocess.run(["qemu-img", "check", "-U", "--output=json", str(disk)],
+                                      capture_output=True, text=True, check=True).stdout)
+    assert check["format"] == "qcow2" and check.get("corruptions", 0) == 0, check
+    allocated = check["allocated-clusters"]
+    assert check["compressed-clusters"] > allocated * 0.9, check  # all but metadata-ish ones
+    assert disk.stat().st_size < 0.8 * allocated * 65536, check
 
 
 @pytest.mark.boot

@@ -160,6 +160,27 @@ def test_copy_argv_for_files_and_existing_destinations() -> None:
     assert "-n" in nbd_argv and "-o" not in nbd_argv and nbd_argv[-1] == "nbd://127.0.0.1:1234"
 
 
+def test_compressed_copy_and_its_checks(tmp_path: Path) -> None:
+    argv = convert_argv("/ov", CopyTarget("/stage/g-sda", "qcow2"), CopyOptions(compressed=True))
+    assert "-c" in argv and argv[-2:] == ["/ov", "/stage/g-sda"]
+    assert "-c" not in convert_argv("/ov", CopyTarget("/stage/g-sda", "qcow2"))
+    with pytest.raises(InternalError):
+        convert_argv("/ov", CopyTarget("/stage/g-sda", "raw"), CopyOptions(compressed=True))
+    for mode in ("local", "qemu", "json", "kubevirt"):
+        out = get(mode, OutputOptions(storage=str(tmp_path), format="qcow2",
+                                      options={"compressed": ""}))
+        out.precheck()
+        assert out.compressed  # type: ignore[attr-defined]
+        raw = get(mode, OutputOptions(storage=str(tmp_path), options={"compressed": ""}))
+        with pytest.raises(V2VError, match="-oo compressed needs -of qcow2"):
+            raw.precheck()
+    with pytest.raises(V2VError, match="unknown -oo option compressed"):
+        get("null", OutputOptions(options={"compressed": ""})).precheck()
+    plan = cli.make_plan(cli.parse(["-i", "disk", "/g.img", "-o", "local", "-os", str(tmp_path),
+                                    "-of", "qcow2", "--compressed"]))
+    assert plan.output_opts.options == {"compressed": ""}
+
+
 def test_null_output_copies_to_nowhere() -> None:
     target = get("null", OutputOptions()).setup("g", SRC)
     assert target.files is None and len(target.disks) == 2

@@ -128,6 +128,8 @@ def build_parser() -> Parser:
     a("--print-source", action="store_true", help="print the source and exit")
     a("--machine-readable", nargs="?", const="stdout", metavar="FORMAT")
     a("--qemu-boot", action="store_true", help="same as -oo qemu-boot")
+    a("--compressed", action="store_true",
+      help="same as -oo compressed: qcow2 output (-of qcow2) with compressed clusters")
     a("-q", "--quiet", action="store_true")
     a("-v", "--verbose", action="store_true")
     a("-x", dest="trace", action="store_true", help="trace libguestfs calls (on stderr)")
@@ -194,7 +196,8 @@ def check_input_options(ns: argparse.Namespace) -> dict[str, str]:
 
 def make_plan(ns: argparse.Namespace) -> pipeline.Plan:
     oo: dict[str, str] = {}
-    for item in ns.output_options + (["qemu-boot"] if ns.qemu_boot else []):
+    for item in (ns.output_options + (["qemu-boot"] if ns.qemu_boot else [])
+                 + (["compressed"] if ns.compressed else [])):
         k, _, v = item.partition("=")
         oo[k] = v
     net = NetworkMap()

@@ -29,6 +29,7 @@ Progress = Callable[[int, float], None]
 class CopyOptions:
     preallocated: bool = False       # -oa preallocated (only where qemu-img creates the image)
     rate_limit: int | None = None    # bytes per second (--bandwidth)
+    compressed: bool = False         # -oo compressed: qcow2 clusters compressed (qemu-img -c)
 
 
 def parse_rate(text: str) -> int:
@@ -54,6 +55,10 @@ def convert_argv(overlay: str, dst: CopyTarget, opts: CopyOptions = CopyOptions(
         argv.append("-n")  # the destination exists (an NBD export, a volume): write into it
     if opts.rate_limit:
         argv += ["-r", str(opts.rate_limit)]
+    if opts.compressed:
+        if dst.format != "qcow2":
+            raise InternalError(f"compressed copy into a {dst.format} image")
+        argv.append("-c")
     return argv + [overlay, dst.uri]
 
 

@@ -75,7 +75,7 @@ def run(plan: Plan, monitor: Monitor) -> TargetMeta:
                 monitor.disk_start(d.index, len(disks), d.source.size or 0)
             copy_disks(disks, monitor.progress,
                        CopyOptions(plan.output_opts.allocation == "preallocated",
-                                   plan.bandwidth))
+                                   plan.bandwidth, getattr(output, "compressed", False)))
         finally:
             overlays.close()
 

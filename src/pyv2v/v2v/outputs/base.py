@@ -156,7 +156,19 @@ class Output(ABC):
 
 
 class FilesOutput(Output):
-    """An output writing NAME-sdX disk files and metadata files into the -os directory."""
+    """An output writing NAME-sdX disk files and metadata files into the -os directory.
+
+    Every such output takes `-oo compressed` (virt-v2v's option, also `--compressed`): qcow2
+    disks written with compressed clusters (`qemu-img convert -c`); refused without -of qcow2.
+    """
+
+    def __init__(self, opts: OutputOptions) -> None:
+        super().__init__(opts)
+        self.known_options = (*type(self).known_options, "compressed")
+
+    @property
+    def compressed(self) -> bool:
+        return "compressed" in self.opts.options
 
     def metadata_files(self, name: str) -> list[str]:
         """Base names of the metadata files `finalize` writes (checked for an existing guest)."""
@@ -164,6 +176,9 @@ class FilesOutput(Output):
 
     def precheck(self) -> None:
         super().precheck()
+        if self.compressed and self.format != "qcow2":
+            raise V2VError(f"-o {self.name}: -oo compressed needs -of qcow2 (a {self.format} "
+                           "image cannot hold compressed data)")
         check_writable_dir(self.opts.storage)
 
     def disk_file_name(self, name: str, disk: SourceDisk) -> str:
