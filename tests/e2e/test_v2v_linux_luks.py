@@ -3,8 +3,11 @@ and booted on virtio; and the passphrase prompt on a terminal.
 
 - The conversion gets the passphrase with `--key /dev/sda2:file:FILE` (never in our output, even
   with -v -x, nor in the domain XML) and unlocks the root under its crypttab name; its own
-  --verify-boot says the result booted.  The converted guest boots on virtio-blk, unlocks its
-  root itself (keyfile in the initramfs) and brings up `ens160` (netplan) on a virtio NIC.
+  --verify-boot says the result booted.  The source is a VMware-style domain (`-i libvirtxml`,
+  one vmxnet3 NIC) and `--mac MAC:ip:10.0.2.77,…` replaces the guest's static 10.0.2.15: written
+  as netplan (the old entry commented out, a 90-pyv2v file).  The converted guest boots on
+  virtio-blk, unlocks its root itself (keyfile in the initramfs) and brings up `ens160` on a
+  virtio NIC at the new address.
   (The first image of this fixture did not boot: the builder's sparse copy into dm-crypt had
   corrupted ext4.ko; fixed in fixtures/luks.py.)
 - Without a key and with stdin a terminal, pyv2v asks as virt-v2v does.  Reached cheaply: the
@@ -28,12 +31,14 @@ from typing import Any
 import pytest
 from lxml import etree
 from v2v_fixtures import Conversion, sha256
-from v2v_helpers import V2V
+from v2v_helpers import V2V, vmware_domain_xml
 
 pytestmark = [pytest.mark.slow]
 
 PASSPHRASE = "pyv2v luks passphrase"       # recipes/debian11-luks.toml
 PROMPT = b'Enter key or passphrase ("/dev/sda2"): '
+MAC = "00:50:56:aa:11:60"
+STATIC = "10.0.2.77"  # the fixture's netplan says 10.0.2.15: only --mac …:ip: gives this one
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +48,11 @@ def converted_luks(debian11_luks: Path, tmp_path_factory: pytest.TempPathFactory
     key.write_text(PASSPHRASE + "\n")
     key.chmod(0o600)
     before = sha256(debian11_luks)
-    res = subprocess.run([V2V, "-i", "disk", str(debian11_luks), "-on", "deb11luks",
+    xml = out.parent / "deb11luks-source.xml"
+    xml.write_text(vmware_domain_xml("deb11luks", debian11_luks, [MAC]))
+    res = subprocess.run([V2V, "-i", "libvirtxml", str(xml), "-on", "deb11luks",
                           "-o", "local", "-os", str(out), "--key", f"/dev/sda2:file:{key}",
+                          "--mac", f"{MAC}:ip:{STATIC},10.0.2.2,24,10.0.2.3",
                           "-v", "-x", "--verify-boot"],
                          capture_output=True, text=True, timeout=1800, check=False)
     print(f"\nv2v deb11luks: rc={res.returncode}\n{res.stdout}\n{res.stderr[-3000:]}")
@@ -60,12 +68,14 @@ def test_luks_converts_with_a_key_file(converted_luks: Conversion) -> None:
     assert "Traceback" not in c.stderr
     assert PASSPHRASE not in c.stdout + c.stderr
     assert PASSPHRASE not in (c.outdir / "deb11luks.xml").read_text()
-    assert "Pinned network interface names: ens160=" in c.stdout
+    assert f"Pinned network interface names: ens160={MAC}" in c.stdout
+    assert (f"Static address {STATIC}/24 on the NIC {MAC} (ens160): netplan, "
+            f"/etc/netplan/01-ens160.yaml, /etc/netplan/90-pyv2v-{MAC.replace(':', '')}.yaml"
+            ) in c.stdout, c.stdout
     # --verify-boot, run for real by the command: booted, and the pinned NIC used its address.
-    mac = c.stdout.split("Pinned network interface names: ens160=")[1].split()[0].rstrip(",")
     verdict = next(ln for ln in c.stdout.splitlines() if "Boot verification:" in ln)
     assert "Boot verification: booted: login" in verdict, verdict
-    assert f"{mac} 10.0.2.15" in verdict, verdict
+    assert f"{MAC} {STATIC}" in verdict, verdict
 
 
 # The child: the product's luks.unlock on a real appliance of the fixture, no --key given.
@@ -145,4 +155,4 @@ def test_luks_boots_on_virtio_with_ens160(converted_luks: Conversion, boot: Any)
     res = boot(c.outdir / "deb11luks-sda", bus="virtio-blk", nic_model="virtio-net-pci",
                mac=str(mac.get("address")))
     assert res.outcome == "login", f"{res.detail}; see {res.console_log}"
-    assert res.up_interfaces.get("ens160") == "10.0.2.15", f"{res.markers}; {res.console_log}"
+    assert res.up_interfaces.get("ens160") == STATIC, f"{res.markers}; {res.console_log}"
