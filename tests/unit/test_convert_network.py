@@ -298,3 +298,27 @@ def test_static_by_mac_through_networkd_when_the_name_is_unknown(
     configure_network(g2, (static_nic(A),), (Ifupdown(),))
     assert "its interface name in the guest is unknown): not configured" in \
         capsys.readouterr().err
+
+
+def test_netplan_static_replaces_the_only_entry_and_its_empty_ethernets(tmp_path: Path) -> None:
+    """The NIC's entry is the file's only one: `ethernets:` is commented out with it (an empty
+    `ethernets:` is null, which netplan refuses), `network:`/`version:` stay."""
+    import yaml
+
+    from pyv2v.v2v.types import StaticIp
+
+    g = FakeGuest(tmp_path)
+    g.write("/etc/netplan/01-ens160.yaml", (
+        "network:\n  version: 2\n  renderer: networkd\n  ethernets:\n    ens160:\n"
+        "      addresses: [10.0.2.15/24]\n      gateway4: 10.0.2.2\n"
+        "      nameservers:\n        addresses: [10.0.2.3]\n"))
+    ip = StaticIp("10.0.2.77", 24, "10.0.2.2", ("10.0.2.3",))
+    files = Netplan().write_static(g, "ens160", "52:54:00:aa:bb:cc", ip)
+    assert files == ["/etc/netplan/01-ens160.yaml", "/etc/netplan/90-pyv2v-525400aabbcc.yaml"]
+    old = yaml.safe_load(g.read_text(files[0]))
+    assert old == {"network": {"version": 2, "renderer": "networkd"}}
+    new = yaml.safe_load(g.read_text(files[1]))["network"]["ethernets"]["ens160"]
+    assert new == {"match": {"macaddress": "52:54:00:aa:bb:cc"}, "set-name": "ens160",
+                   "dhcp4": False, "addresses": ["10.0.2.77/24"],
+                   "routes": [{"to": "0.0.0.0/0", "via": "10.0.2.2"}],
+                   "nameservers": {"addresses": ["10.0.2.3"]}}
