@@ -192,8 +192,9 @@ def test_uefi_layout(debian12_uefi: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.boot
-@pytest.mark.parametrize("bus", ["ide", "sata"])
-def test_uefi_boots_under_ovmf(debian12_uefi: Path, boot: Any, bus: str) -> None:
-    r = boot(debian12_uefi, bus=bus, firmware="uefi")
+def test_uefi_boots_under_ovmf(debian12_uefi: Path, boot: Any) -> None:
+    """On SATA (q35's AHCI, what a UEFI machine has); IDE was dropped to save a boot: the
+    BIOS fixture's IDE boot covers that bus."""
+    r = boot(debian12_uefi, bus="sata", firmware="uefi")
     assert r.outcome == "login", f"{r}\n(console log: {r.console_log})"
     assert "eth0" in r.up_interfaces, r.markers
