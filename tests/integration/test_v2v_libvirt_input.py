@@ -2,8 +2,7 @@
 
 One conversion proves the input and the UEFI path of `-o libvirt` together: a shut-off domain
 on the cached debian12-uefi fixture (OVMF loader + NVRAM template) is converted from that
-libvirtd into a pool of the same libvirtd as a qcow2 volume (`-of qcow2`; the default raw
-volume is test_v2v_libvirt_output.py's), then the converted domain is started through libvirt
+libvirtd into a pool of the same libvirtd, then the converted domain is started through libvirt
 and must reach a login prompt with its network up.  The source domain's NIC is on network
 "default", which the private daemon does not have: the define succeeds with one warning.
 Cheap refusals (no conversion): unknown domain, paused and running domains, unreachable URI,
@@ -13,7 +12,6 @@ a pool volume to its path.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import time
@@ -157,8 +155,7 @@ def converted(daemon: libvirtd.Libvirtd, debian12_uefi: Path) -> UefiConversion:
     before = sha256_file(debian12_uefi)
     start = time.monotonic()
     res = run_v2v("-i", "libvirt", "-ic", daemon.uri, "deb12uefi", "-on", "deb12uefi-kvm",
-                  "-o", "libvirt", "-oc", daemon.uri, "-os", "converted", "-of", "qcow2",
-                  timeout=1800)
+                  "-o", "libvirt", "-oc", daemon.uri, "-os", "converted", timeout=1800)
     took = time.monotonic() - start
     print(f"\nv2v -i libvirt -o libvirt: rc={res.returncode} in {took:.0f} s\n{res.stdout}\n"
           f"{res.stderr[-3000:]}")
@@ -192,10 +189,7 @@ def test_uefi_domain_converted_into_pool(daemon: libvirtd.Libvirtd,
         conn.close()
     st = os.stat(vol_path)
     assert st.st_mode & 0o777 == 0o600
-    info = json.loads(subprocess.run(["qemu-img", "info", "-U", "--output=json", vol_path],
-                                     capture_output=True, text=True, check=True).stdout)
-    assert info["format"] == "qcow2", info  # -of qcow2: the pool volume is qcow2
-    assert st.st_blocks * 512 < info["virtual-size"] / 2, "the volume was not written sparse"
+    assert st.st_blocks * 512 < st.st_size / 2, "the volume was not written sparse"
     assert root.get("type") == ("kvm" if accel.detect().name == "kvm" else "qemu")
     loader = root.find("./os/loader")
     assert loader is not None and loader.text == OVMF_CODE and loader.get("type") == "pflash"
@@ -203,7 +197,6 @@ def test_uefi_domain_converted_into_pool(daemon: libvirtd.Libvirtd,
     assert nvram is not None and nvram.get("template") == OVMF_VARS
     disk = root.find("./devices/disk[@device='disk']")
     assert disk is not None and disk.find("source").get("file") == vol_path
-    assert disk.find("driver").get("type") == "qcow2"
     assert disk.find("target").get("bus") == "virtio"
     nic = root.find("./devices/interface")
     assert nic is not None and nic.find("mac").get("address") == MAC
