@@ -213,11 +213,12 @@ def dropped_before_login(stderr: str) -> bool:
 
 
 def run_retrying_drops(argv: list[str], t: Target, *, timeout: float, failed: int,
-                       env: dict[str, str] | None = None) -> process.Result:
+                       env: dict[str, str] | None = None,
+                       input: str | None = None) -> process.Result:
     """process.run(argv), again after a short wait while it fails with exit `failed` because
     the server dropped the connection before the key exchange (bounded: DROP_RETRIES)."""
     for delay in (*DROP_RETRIES, None):
-        r = process.run(argv, timeout=timeout, check=False, env=env)
+        r = process.run(argv, timeout=timeout, check=False, env=env, input=input)
         if r.rc != failed or not dropped_before_login(r.err) or delay is None:
             return r
         log.debug(f"{t.host}:{t.port} dropped the connection before the key exchange "

@@ -71,7 +71,12 @@ def load(debian12_physical: Path, win2022_phony: WindowsGuest,
                    600, "the first conversion to set up its output")
         dup = P2V.start(srv, disks[1], out, NAMES[0])
         dup_rc = dup.finish(600)
-        rcs = {n: r.finish(1800) for n, r in runs.items()}
+        try:
+            rcs = {n: r.finish(900) for n, r in runs.items()}
+        except subprocess.TimeoutExpired:
+            pytest.fail("a p2v client did not finish within 900 s:\n" + "\n".join(
+                f"--- {n} (rc {r.proc.poll()})\n" + "\n".join(r.lines[-25:])
+                for n, r in runs.items()))
         took = time.monotonic() - start
         print(f"\nthree p2v → v2v conversions at once: {took:.0f} s; rcs {rcs}")
         for n, r in runs.items():

@@ -1,16 +1,21 @@
 """Transport pieces without an appliance: range arithmetic (usedmap), chunking and the
-verification exchange (transfer.verify against a fake client), p2v's checksums."""
+verification exchange (the server's transfer.verify against the p2v side's real Transport, its
+"ssh" commands run by a local shell), p2v's checksums."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 
+from pyv2v import process
 from pyv2v.errors import V2VError
 from pyv2v.p2v import transport as p2v_transport
 from pyv2v.v2v import ratelimit, transfer, usedmap
@@ -73,19 +78,46 @@ def _pulled(data: bytes) -> transfer.Pulled:
     return p
 
 
-def _client(disk: Path, sock: Path, corrupt: bool = False) -> threading.Thread:
+class LocalSession:
+    """p2v's Session.run executed here by sh; the first `lost` replies fail like a dropped
+    ssh connection, so the sender's retries and its final failure can be seen."""
+
+    def __init__(self, lost: int = 0) -> None:
+        self.lost = lost
+        self.sends = 0
+
+    def run(self, command: list[str] | str, *, timeout: float = 120, what: str = "ssh",
+            input: str | None = None) -> process.Result:
+        cmd = command if isinstance(command, str) else shlex.join(command)
+        if input is not None:
+            self.sends += 1
+            if self.lost:
+                self.lost -= 1
+                raise V2VError(f"{what}: connection to the conversion server lost")
+        return process.run(["sh", "-c", cmd], check=False, input=input)
+
+
+def _client(disk: Path, sock: Path, corrupt: bool = False, lost: int = 0
+            ) -> tuple[threading.Thread, p2v_transport.Transport]:
+    """p2v's side: the real Transport answering the server's verify line for `disk`."""
+    if corrupt:  # p2v reads its own disk: a copy with chunk 1 changed stands for corruption
+        bad = bytearray(disk.read_bytes())
+        bad[4] ^= 0xFF
+        disk = disk.with_name("disk-as-p2v-reads-it")
+        disk.write_bytes(bytes(bad))
+    conn = SimpleNamespace(disk=str(disk), remote_socket=str(sock), alive=lambda: True)
+    tr = p2v_transport.Transport(cast(Any, LocalSession(lost)), [cast(Any, conn)],
+                                 "127.0.0.1", str(sock.parent), lambda e: None)
+
     def run() -> None:
         ranges = Path(str(sock) + ".ranges")
         while not ranges.exists():
             time.sleep(0.05)
-        req = json.loads(ranges.read_text())
-        sums = p2v_transport.checksums(str(disk), req["chunks"])
-        if corrupt:
-            sums[1] = "0" * 64
-        Path(str(sock) + ".sums").write_text(json.dumps({"sums": sums}))
+        tr.on_line(transfer.VERIFY_LINE.format(disk="sda", n=1, path=ranges))
+        tr.threads[0].join(60)
     t = threading.Thread(target=run, daemon=True)
     t.start()
-    return t
+    return t, tr
 
 
 @pytest.mark.parametrize("corrupt", [False, True])
@@ -95,7 +127,7 @@ def test_verify_exchange(tmp_path: Path, corrupt: bool) -> None:
     disk.write_bytes(data)
     sock = tmp_path / "sda.sock"
     lines: list[str] = []
-    t = _client(disk, sock, corrupt)
+    t, _ = _client(disk, sock, corrupt)
     if corrupt:
         with pytest.raises(V2VError, match=r"verification of sda failed: 1 of 5 ranges differ "
                                            r"from the source, first at offset 4"):
@@ -106,6 +138,34 @@ def test_verify_exchange(tmp_path: Path, corrupt: bool) -> None:
     t.join(5)
     m = p2v_transport.VERIFY_RE.search(lines[0])  # the line the p2v side reacts to
     assert m and m.group(2) == str(sock) + ".ranges" and m.group(1) == "sda"
+
+
+def test_reply_survives_lost_connections_and_is_owner_only(tmp_path: Path) -> None:
+    disk = tmp_path / "disk"
+    disk.write_bytes(bytes(range(20)))
+    sock = tmp_path / "sda.sock"
+    t, tr = _client(disk, sock, lost=2)
+    assert transfer.verify(str(sock), "sda", _pulled(disk.read_bytes()), print, timeout=30) == 20
+    t.join(5)
+    assert tr.s.sends == 3 and tr.failure is None and tr.check() is None  # type: ignore[attr-defined]
+    assert (Path(str(sock) + ".sums").stat().st_mode & 0o777) == 0o600
+
+
+def test_undeliverable_reply_fails_the_conversion_at_once(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without this the server waits VERIFY_TIMEOUT (30 min) for checksums that never come."""
+    monkeypatch.setattr(p2v_transport, "SEND_RETRIES", (0.01, 0.01))
+    disk = tmp_path / "disk"
+    disk.write_bytes(bytes(range(20)))
+    sock = tmp_path / "sda.sock"
+    t, tr = _client(disk, sock, lost=99)
+    with pytest.raises(V2VError, match="sent no checksums"):
+        transfer.verify(str(sock), "sda", _pulled(disk.read_bytes()), print, timeout=2)
+    t.join(5)
+    assert tr.s.sends == 3  # type: ignore[attr-defined]
+    assert tr.check() == (f"conversion failed: could not send the verification checksums of "
+                          f"{disk} to the server: verification: connection to the conversion "
+                          "server lost")
 
 
 def test_verify_times_out_without_client(tmp_path: Path) -> None:

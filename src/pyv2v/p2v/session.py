@@ -126,12 +126,14 @@ class Session:
         return V2VError(f"{what}: {ssh.explain(stderr, self.target)}")
 
     def run(self, command: Sequence[str] | str, *, timeout: float = 120,
-            what: str = "ssh") -> process.Result:
-        """Run a remote command; ssh's own failures raise, the command's exit code is returned."""
+            what: str = "ssh", input: str | None = None) -> process.Result:
+        """Run a remote command (`input` on its stdin); ssh's own failures raise, the
+        command's exit code is returned."""
         self.check_host_key()
         cmd = command if isinstance(command, str) else ssh.quote(command)
         r = ssh.run_retrying_drops(ssh.ssh_argv(self.target, cmd), self.target,
-                                   timeout=timeout, failed=SSH_FAILED, env=self.env())
+                                   timeout=timeout, failed=SSH_FAILED, env=self.env(),
+                                   input=input)
         if r.rc == SSH_FAILED:
             raise self._fail(what, r.err)
         return r

@@ -13,8 +13,10 @@ connection is not resumable: its loss ends the remote conversion (the session ge
 Verify (PROTOCOL.md §8): p2v announces `verify` in REMOTE_DIR/p2v-features.  When the server
 prints VERIFY_RE's line, a thread fetches the chunk list it names, hashes the same chunks read
 directly from this machine's disk (not through the NBD server and tunnel being checked), and
-uploads the sha256 list as SOCKET.sums (written as .part, then renamed).  The server compares
-and prints "Verified N GiB of DISK"; `verified` sums those for the final summary.
+uploads the sha256 list as SOCKET.sums (one ssh command writes .part, mode 0600, then renames
+it), trying again a few times; if it cannot be delivered the conversion fails at once rather
+than leave the server waiting for it.  The server compares and prints "Verified N GiB of DISK";
+`verified` sums those for the final summary.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from .session import Session
 FEATURES = "verify\n"
 RETRIES = int(os.environ.get("PYV2V_DATA_RETRIES", "5"))
 BACKOFF = 0.5  # seconds before the first attempt; doubles with each attempt
+SEND_RETRIES = (1.0, 2.0, 4.0, 8.0)  # waits between attempts to deliver the checksums
 STABLE = 60.0  # a connection up this long has recovered: its attempts start again from 1
 VERIFY_RE = re.compile(r"Verifying (\S+): asking the client for checksums of \d+ ranges "
                        r"\((/\S+\.ranges)\)")
@@ -68,14 +71,18 @@ class Transport:
         self.attempts: dict[str, int] = {}
         self.up_since: dict[str, float] = {}
         self.threads: list[threading.Thread] = []
+        self.failure: str | None = None  # set by a verification thread that could not reply
 
     def summary(self) -> str:
         return f" {self.verified:.2f} GiB verified." if self.verified else ""
 
     # ---- resume ----------------------------------------------------------------------
     def check(self) -> str | None:
-        """Reopen dead data connections; a failure message once the retries are exhausted.
+        """Reopen dead data connections; a failure message once the retries are exhausted
+        (or once a verification reply could not be delivered).
         Attempts count across reconnections until a connection stays up STABLE seconds."""
+        if self.failure:
+            return self.failure
         for i, c in enumerate(self.conns):
             if c.alive():
                 continue
@@ -125,12 +132,14 @@ class Transport:
         return next((c for c in self.conns if c.remote_socket == sock), None)
 
     def _answer(self, ranges_path: str) -> None:
-        sums_name = os.path.basename(ranges_path[: -len(".ranges")]) + ".sums"
+        sock = ranges_path[: -len(".ranges")]
+        disk = os.path.basename(sock)
         reply: dict[str, object]
         try:
             conn = self._conn_for(ranges_path)
             if conn is None:
                 raise V2VError(f"the server asked about an unknown disk ({ranges_path})")
+            disk = conn.disk
             r = self.s.run(["cat", ranges_path], what="verification")
             req = json.loads(r.out)
             if req.get("algorithm") != "sha256":
@@ -140,13 +149,28 @@ class Transport:
             reply = {"sums": checksums(device_path(conn.disk), req["chunks"])}
         except (V2VError, OSError, ValueError, KeyError, TypeError) as e:
             reply = {"error": str(e)}
-        try:
-            local = os.path.join(self.tmpdir, sums_name + ".part")
-            with open(local, "w") as f:
-                json.dump(reply, f)
-            rdir = os.path.dirname(ranges_path)
-            self.s.scp([local], rdir)
-            self.s.run(["mv", f"{rdir}/{sums_name}.part", f"{rdir}/{sums_name}"],
-                       what="verification")
-        except (V2VError, OSError) as e:
-            log.warning(f"could not send the verification checksums: {e}")
+        except Exception as e:  # noqa: BLE001 - the server must hear back, whatever happened
+            reply = {"error": f"internal error: {e!r}"}
+        self._send(disk, sock + ".sums", json.dumps(reply))
+
+    def _send(self, disk: str, dest: str, text: str) -> None:
+        """Deliver the reply as `dest` on the server (one ssh command: written as .part with a
+        0600 mode, renamed when complete), trying again after SEND_RETRIES' waits.  Once they
+        are exhausted the server would wait for it in vain: `failure` ends the conversion."""
+        part = shlex.quote(dest + ".part")
+        cmd = f"umask 077 && cat > {part} && mv -f {part} {shlex.quote(dest)}"
+        why = ""
+        for delay in (*SEND_RETRIES, None):
+            try:
+                r = self.s.run(cmd, input=text, what="verification")
+                if r.rc == 0:
+                    return
+                why = r.err.strip().splitlines()[-1] if r.err.strip() else f"exit code {r.rc}"
+            except V2VError as e:
+                why = str(e)
+            if delay is None:
+                break
+            log.debug(f"sending the checksums of {disk} failed ({why}): again in {delay:.0f} s")
+            time.sleep(delay)
+        self.failure = (f"conversion failed: could not send the verification checksums of "
+                        f"{disk} to the server: {why}")
