@@ -3,10 +3,11 @@ qemu as the "physical machine", its disk the cached debian12-physical image (rea
 overlay), the host's loopback conversion server (our v2v behind sshd) reachable as 10.0.2.2.
 
 - ISO, BIOS, kernel mode (p2v.server on the kernel command line, identity key and pinned host
-  key baked into the media): the disk is converted on the host, the VM powers itself off, and
-  the converted guest boots on virtio with its network up; with a static ip= on the command line.
+  key baked into the media), with a static ip= on the command line: the machine's disk (the
+  phony Windows Server 2022 guest: 256 MiB and no initramfs rebuild, as the subject here is the
+  media, not the Linux conversion) is converted on the host and the VM powers itself off.
 - The same under UEFI (OVMF) with the debian12-uefi disk (GPT, LVM) and DHCP; the converted
-  guest boots under OVMF.
+  guest boots under OVMF on virtio with its network up.
 - PXE kernel+initrd (BIOS) and the ISO under UEFI (OVMF) with an unreachable server: p2v
   starts, the failure is on the console and p2v.fail (poweroff) powers the VM off; the PXE
   boot's vconsole.keymap=de is read back from the console keymap (German z, default y).
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from guest_fixtures import WindowsGuest
 from v2v_fixtures import sha256
 
 from pyv2v.media import assemble, rootfs
@@ -142,14 +144,15 @@ STATIC_IP = "ip=10.0.2.20::10.0.2.2:255.255.255.0:p2v::off"
 
 
 def kernel_mode_run(
-    base: rootfs.Base, source: Path, work: Path, *, name: str, uefi: bool, append: str = ""
+    base: rootfs.Base, source: Path, work: Path, *, name: str, uefi: bool, append: str = "",
+    env: dict[str, str] | None = None,
 ) -> Iterator[KernelModeRun]:
     """Boot the ISO (BIOS or OVMF) in kernel mode with `source` as the machine's disk, against
     a loopback conversion server on the host; yields when the VM has stopped."""
     out = work / "out"
     out.mkdir()
     before = sha256(source)
-    srv = loopback.start_conversion_server(work / "bin")
+    srv = loopback.start_conversion_server(work / "bin", env=env)
     try:
         media = assemble.make(
             base,
@@ -183,15 +186,17 @@ def kernel_mode_run(
 
 @pytest.fixture(scope="module")
 def kernel_mode(
-    p2v_media_base: rootfs.Base, debian12_physical: Path, tmp_path_factory: pytest.TempPathFactory
+    p2v_media_base: rootfs.Base, win2022_phony: WindowsGuest,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[KernelModeRun]:
     yield from kernel_mode_run(
         p2v_media_base,
-        debian12_physical,
+        win2022_phony.image,
         tmp_path_factory.mktemp("media-kernel"),
         name="p2vmedia",
         uefi=False,
         append=STATIC_IP,
+        env=win2022_phony.env,
     )
 
 
@@ -256,9 +261,7 @@ def test_source_disk_never_written(run: KernelModeRun) -> None:
 def test_converted_machine_boots_on_virtio_with_network(
     kernel_mode_uefi: KernelModeRun, tmp_path: Path
 ) -> None:
-    """The UEFI run's output (the debian12-uefi guest, through the ISO's p2v) is booted; the
-    BIOS run's source is debian12-physical, whose p2v conversion over loopback is booted by
-    test_p2v_load.py and test_p2v_v2v.py (one boot fewer under TCG)."""
+    """The UEFI run's output (the debian12-uefi guest, through the ISO's p2v) is booted."""
     run = kernel_mode_uefi
     disk, xml = run.outdir / f"{run.name}-sda", run.outdir / f"{run.name}.xml"
     uefi = run.uefi

@@ -32,6 +32,9 @@ def test_converted_guest_verified_with_its_dhcp_address(converted_local: Convers
 
 
 def test_unconverted_source_reports_the_initramfs_shell(debian12_physical: Path) -> None:
+    """Also the fixtures' negative control: unconverted, debian12-physical does not boot on
+    virtio-blk (its initramfs has no virtio driver), so a converted guest's boot proves the
+    conversion."""
     sha = sha256(debian12_physical)
     v = verifyboot.verify((TargetDisk(str(debian12_physical), "raw", "vda", 0),), BIOS_VIRTIO,
                           ["52:54:00:12:34:56"])

@@ -8,10 +8,10 @@ input fails once with one line and is not retried.  The worker converting the di
 -9 (its whole process tree, as a power loss) once the job's stage shows the appliance
 inspecting; its leftover staging dir is removed when it restarts (under a new name), the job is
 redelivered to a live worker and finishes exactly once.  All four end done, each output exactly
-once across the two output dirs, converted by both workers; the libvirtxml and OVA jobs carry
-`--verify-boot`, so the worker boots their committed output (v2v's own check) and `report`
-shows "booted".  Then a real conversion is cancelled while its appliance runs: no
-qemu/nbdkit/qemu-img of it survives.
+once across the two output dirs, converted by both workers; the libvirtxml job carries
+`--verify-boot`, so the worker boots its committed output (v2v's own check) and `report` shows
+"booted" (the converted OVA itself is booted by test_v2v_vmware_inputs.py).  Then a real
+conversion is cancelled while its appliance runs: no qemu/nbdkit/qemu-img of it survives.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def heavy(w: object) -> list[str]:
 
 MAC = "52:54:00:17:00:01"
 GUESTS = ("web1", "xml1", "ova1", "vmx1")
-VERIFIED = ("xml1", "ova1")
+VERIFIED = ("xml1",)
 
 
 def write_plan(tmp: Path, jobs: dict[str, list[str]]) -> str:
@@ -64,7 +64,7 @@ def test_fleet_real_conversions(fleet: Fleet, tmp_path: Path,  # noqa: F811
         "broken": ["-i", "disk", str(src / "missing.img")],
         "web1": ["-i", "disk", str(image), "-on", "web1"],
         "xml1": ["-i", "libvirtxml", str(xml), "-on", "xml1", "--verify-boot"],
-        "ova1": ["-i", "ova", str(ova), "-on", "ova1", "--verify-boot"],
+        "ova1": ["-i", "ova", str(ova), "-on", "ova1"],
         "vmx1": ["-i", "vmx", str(vmx), "-on", "vmx1"]})
     r = fleet.cli("submit", plan)
     assert r.returncode == 0, r.stderr
