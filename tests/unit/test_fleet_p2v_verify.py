@@ -9,7 +9,7 @@ import pytest
 
 from pyv2v.errors import V2VError
 from pyv2v.fleet import p2vjob
-from pyv2v.v2v import cli
+from pyv2v.v2v import cli, verifyboot
 
 
 class FakeRedis:
@@ -50,7 +50,7 @@ def test_verdict_recorded_when_the_guest_booted(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr("pyv2v.fleet.tasks.written", lambda meta: 123)
     run, fake = run_with_store()
     run.verifying()
-    assert job(fake)["stage"] == "Verifying that the guest boots"
+    assert job(fake)["stage"] == "Verifying that the guest boots" == verifyboot.STAGE
     run.verdict = "Boot verification: booted: login after 41 s; network: 52:54:00:aa:bb:cc\n"
     run.end(None)
     j = job(fake)

@@ -32,6 +32,7 @@ from typing import Any
 
 from .. import log, process
 from ..errors import Cancelled, V2VError
+from ..v2v import verifyboot
 from ..v2v.luks import redact_argv
 from ..v2v.monitor import Monitor
 from .config import BROKER_ENV
@@ -174,7 +175,7 @@ class Run:
             from .tasks import written
 
             self.store.update(
-                self.job_id, stage="Verifying that the guest boots", bytes=written(self.meta)
+                self.job_id, stage=verifyboot.STAGE, bytes=written(self.meta)
             )
 
     def end(self, error: BaseException | None) -> None:

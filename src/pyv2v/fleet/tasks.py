@@ -28,6 +28,7 @@ from typing import Any
 
 from .. import log, process
 from ..errors import Cancelled, V2VError
+from ..v2v import verifyboot
 from . import commit
 from .config import TASK_NAME, visibility_timeout
 from .lease import Heartbeat
@@ -147,7 +148,7 @@ def wants_verify(argv: list[str]) -> bool:
 def verify_output(store: Store, job_id: str, meta: Any,
                   fields: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """Boot the committed output once: ("done" | "failed", the job's fields with the verdict)."""
-    store.update(job_id, stage="Verifying that the guest boots", bytes=fields["bytes"])
+    store.update(job_id, stage=verifyboot.STAGE, bytes=fields["bytes"])
     verdict = verify_function()(meta)
     line = one_line(verdict.line())
     log.message(line)
@@ -161,7 +162,6 @@ def verify_output(store: Store, job_id: str, meta: Any,
 def verify_function() -> Callable[[Any], Any]:
     if VERIFY is not None:
         return VERIFY
-    from ..v2v import verifyboot
 
     def verify(meta: Any) -> Any:
         return verifyboot.verify(meta.disks, meta.caps, [n.mac for n in meta.nics])

@@ -34,6 +34,7 @@ from ..errors import V2VError
 from .outputs.domain_xml import OVMF_CODE, OVMF_VARS
 from .types import GuestCaps, TargetDisk
 
+STAGE = "Verifying that the guest boots"  # the stage line (and the fleet's job stage)
 NET_GRACE = 90.0          # seconds after a login prompt to wait for a configured NIC
 CONSOLE_GRACE = 30.0      # seconds after a configured NIC to wait for a login prompt
 # (module constants, read at each check: tests may shorten them)
@@ -161,7 +162,7 @@ def verify(disks: tuple[TargetDisk, ...], caps: GuestCaps, macs: list[str],
             vars_file = work / "OVMF_VARS.fd"
             shutil.copyfile(OVMF_VARS, vars_file)
         (work / "console.log").write_bytes(b"")
-        log.message(f"Verifying that the guest boots (qemu, {accel.detect().name}, "
+        log.message(f"{STAGE} (qemu, {accel.detect().name}, "
                     "on a throwaway overlay)")
         ports = [_free_port() for _ in macs]
         with open(work / "qemu.stderr", "w") as err:
