@@ -48,8 +48,8 @@ class SuseConverter(LinuxConverter):
     family = "suse"
     package_db: ClassVar[PackageDb] = Rpm()
     initrd_template = "/boot/initrd-{version}"
-    net_configs: ClassVar[tuple[NetConfig, ...]] = (Ifcfg("/etc/sysconfig/network"), Wicked(),
-                                                    NMKeyfile())
+    net_configs: ClassVar[tuple[NetConfig, ...]] = (
+        Ifcfg("/etc/sysconfig/network", suse=True), Wicked(), NMKeyfile())
     extra_device_files = ("/etc/default/grub_installdevice", "/etc/sysconfig/bootloader")
     efi_vendor_dirs = ("sles", "opensuse")
     guest_agent_install = (
