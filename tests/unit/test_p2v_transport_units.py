@@ -107,7 +107,7 @@ def _client(disk: Path, sock: Path, corrupt: bool = False, lost: int = 0
         disk.write_bytes(bytes(bad))
     conn = SimpleNamespace(disk=str(disk), remote_socket=str(sock), alive=lambda: True)
     tr = p2v_transport.Transport(cast(Any, LocalSession(lost)), [cast(Any, conn)],
-                                 "127.0.0.1", str(sock.parent), lambda e: None)
+                                 "127.0.0.1", lambda e: None)
 
     def run() -> None:
         ranges = Path(str(sock) + ".ranges")

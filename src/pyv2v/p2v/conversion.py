@@ -199,7 +199,7 @@ class Conversion:
         s.scp(required + optional, rdir)  # all exist locally: one scp session
         self._check_cancel()
         self.emit(Status("Doing conversion"))
-        self._transport = Transport(s, self._conns, cfg.nbd_server, self._tmpdir, self.emit)
+        self._transport = Transport(s, self._conns, cfg.nbd_server, self.emit)
         rc, err = self._control_loop(s, rdir)
         self._check_cancel()
         if rc == 0:

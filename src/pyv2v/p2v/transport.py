@@ -60,12 +60,11 @@ def checksums(path: str, chunks: list[list[int]]) -> list[str]:
 
 
 class Transport:
-    def __init__(self, session: Session, conns: list[DataConn], server: str, tmpdir: str,
+    def __init__(self, session: Session, conns: list[DataConn], server: str,
                  emit: Callable[[Event], None]) -> None:
         self.s = session
         self.conns = conns
         self.server = server
-        self.tmpdir = tmpdir
         self.emit = emit
         self.verified = 0.0
         self.attempts: dict[str, int] = {}
