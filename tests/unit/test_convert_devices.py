@@ -8,7 +8,7 @@ import pytest
 
 from pyv2v.devnames import drive_index, drive_letters
 from pyv2v.errors import V2VError
-from pyv2v.v2v.convert.guest import FakeGuest
+from pyv2v.v2v.convert.fakeguest import FakeGuest
 from pyv2v.v2v.convert.linux.bootconfig import check_device_names, rewrite_device_names
 from pyv2v.v2v.convert.linux.devices import DeviceMapper
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from pyv2v.v2v.convert import converter_for
-from pyv2v.v2v.convert.guest import FakeGuest
+from pyv2v.v2v.convert.fakeguest import FakeGuest
 from pyv2v.v2v.types import ConvertOptions, Inspect, StaticIp, TargetNicPlan
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "convert"

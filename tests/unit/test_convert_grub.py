@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pyv2v.v2v.convert.guest import FakeGuest
+from pyv2v.v2v.convert.fakeguest import FakeGuest
 from pyv2v.v2v.convert.linux import grub
 from pyv2v.v2v.convert.linux.bootconfig import set_default_kernel
 from pyv2v.v2v.convert.linux.kernels import Kernel

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pyv2v.v2v.convert.guest import FakeGuest
+from pyv2v.v2v.convert.fakeguest import FakeGuest
 from pyv2v.v2v.convert.linux.cpio import (
     S_IFDIR,
     S_IFLNK,

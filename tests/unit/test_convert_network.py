@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pyv2v.v2v.convert.guest import FakeGuest
+from pyv2v.v2v.convert.fakeguest import FakeGuest
 from pyv2v.v2v.convert.linux.ifcfg import Ifcfg
 from pyv2v.v2v.convert.linux.netconfig import Iface, Ifupdown, Pin
 from pyv2v.v2v.convert.linux.netplan import Netplan, scan

@@ -9,7 +9,7 @@ import pytest
 
 from pyv2v.errors import V2VError
 from pyv2v.v2v.convert import converter_for
-from pyv2v.v2v.convert.guest import FakeGuest
+from pyv2v.v2v.convert.fakeguest import FakeGuest
 from pyv2v.v2v.convert.linux import FAMILIES, firstboot, uefi
 from pyv2v.v2v.convert.linux.debian import DebianConverter, add_modules, fstab_types
 from pyv2v.v2v.convert.linux.kernels import (

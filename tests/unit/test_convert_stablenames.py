@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pyv2v.errors import V2VError
-from pyv2v.v2v.convert.guest import FakeGuest
+from pyv2v.v2v.convert.fakeguest import FakeGuest
 from pyv2v.v2v.convert.linux import grub
 from pyv2v.v2v.convert.linux.stablenames import check, rewrite
 from pyv2v.v2v.types import Inspect

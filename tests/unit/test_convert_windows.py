@@ -12,7 +12,7 @@ import pytest
 from pyv2v import log
 from pyv2v.errors import V2VError
 from pyv2v.v2v.convert import converter_for
-from pyv2v.v2v.convert.guest import FakeGuest
+from pyv2v.v2v.convert.fakeguest import FakeGuest
 from pyv2v.v2v.convert.windows import drivers, firstboot, tasks
 from pyv2v.v2v.convert.windows.facts import WindowsInfo
 from pyv2v.v2v.convert.windows.hygiene import disable_foreign_services

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from pyv2v.v2v.convert import converter_for
-from pyv2v.v2v.convert.guest import FakeGuest
+from pyv2v.v2v.convert.fakeguest import FakeGuest
 from pyv2v.v2v.outputs.domain_xml import build_domain
 from pyv2v.v2v.types import (
     ConvertOptions,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pyv2v.v2v.convert.guest import FakeGuest
+from pyv2v.v2v.convert.fakeguest import FakeGuest
 from pyv2v.v2v.convert.windows import firstboot, gpo
 from pyv2v.v2v.convert.windows.facts import WindowsInfo
 from pyv2v.v2v.convert.windows.registry import Hive
