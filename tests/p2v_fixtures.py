@@ -33,7 +33,7 @@ from pathlib import Path
 import pytest
 from proc_helpers import pgrep
 
-from pyv2v import accel, process, ssh
+from pyv2v import accel, hostkeys, process
 from pyv2v.p2v.config import Config
 from pyv2v_harness import loopback
 
@@ -114,7 +114,7 @@ class Sshd:
 
     @property
     def fingerprint(self) -> str:
-        return ssh.fingerprint(self.host_key[1])
+        return hostkeys.fingerprint(self.host_key[1])
 
     def config(self, tmp: Path, **kw: object) -> Config:
         """A p2v Config for this server: root with the user key, a fresh known_hosts in tmp."""

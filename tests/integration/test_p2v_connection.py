@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from p2v_fixtures import Sshd, p2v_children, ssh_free_port
 
-from pyv2v import ssh
+from pyv2v import hostkeys, ssh
 from pyv2v.errors import V2VError
 from pyv2v.p2v.conversion import Conversion
 from pyv2v.p2v.engine import RealEngine
@@ -69,7 +69,7 @@ def test_changed_host_key_refused(p2v_sshd: Sshd, tmp_path: Path) -> None:
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
     kind, blob = other.with_suffix(".pub").read_text().split()[:2]
     t = ssh.Target("127.0.0.1", p2v_sshd.port, known_hosts=str(tmp_path / "known_hosts"))
-    ssh.record_keys(t, [(kind, blob)])
+    hostkeys.record_keys(t, [(kind, blob)])
     with pytest.raises(V2VError, match="host key verification failed.*man-in-the-middle"):
         test_connection(None, p2v_sshd, tmp_path)
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pyv2v import ssh
+from pyv2v import hostkeys, ssh
 from pyv2v.errors import V2VError
 from pyv2v_harness import loopback
 
@@ -58,10 +58,10 @@ def test_keyscan_and_ssh_retry_while_the_server_drops(busy: loopback.Server, tmp
     t = target(busy, str(tmp_path))
     th = hold(busy.port, 2.5)
     t0 = time.monotonic()
-    keys = ssh.keyscan(t)  # dropped at first; the slot frees after 2.5 s
+    keys = hostkeys.keyscan(t)  # dropped at first; the slot frees after 2.5 s
     assert keys and time.monotonic() - t0 >= 2.5
     th.join()
-    ssh.record_keys(t, keys)
+    hostkeys.record_keys(t, keys)
     th = hold(busy.port, 2.5)
     r = ssh.run_retrying_drops(ssh.ssh_argv(t, "echo ok"), t, timeout=60, failed=255)
     th.join()
@@ -73,6 +73,6 @@ def test_retries_are_bounded(busy: loopback.Server, tmp_path) -> None:
     th = hold(busy.port, sum(ssh.DROP_RETRIES) + 5)
     t0 = time.monotonic()
     with pytest.raises(V2VError, match="cannot reach conversion server .* to read its host key"):
-        ssh.keyscan(t)
+        hostkeys.keyscan(t)
     assert time.monotonic() - t0 < sum(ssh.DROP_RETRIES) + 5
     th.join()

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from v2v_helpers import assert_one_line_error, run_v2v
 
-from pyv2v import process, ssh
+from pyv2v import hostkeys, process, ssh
 from pyv2v.v2v.inputs import ssh_disks
 from pyv2v_harness import libvirtd, loopback
 
@@ -93,7 +93,7 @@ def test_print_source_over_ssh(remote: Remote) -> None:
     assert "remote1" in res.stdout and MAC in res.stdout and "qcow2" in res.stdout, res.stdout
     # the recorded key is the server's own, in pyv2v's known_hosts (not ~/.ssh)
     t = ssh.Target(host="127.0.0.1", port=remote.sshd.port)
-    assert ssh.known_keys(t) == [remote.sshd.host_key]
+    assert hostkeys.known_keys(t) == [remote.sshd.host_key]
     # again with the key known: nothing recorded, same answer (xen+ssh's sibling form)
     res = run_v2v("-i", "libvirt", "-ic", remote.uri("qemu+libssh"), "-io", remote.io,
                   "remote1", "--print-source", timeout=300)
@@ -140,13 +140,13 @@ def test_changed_host_key_refused(remote: Remote, tmp_path: Path) -> None:
     kind, blob = loopback.keygen(other)
     t = ssh.Target(host="127.0.0.1", port=remote.sshd.port,
                    known_hosts=str(state / "pyv2v" / "known_hosts"))
-    ssh.record_keys(t, [(kind, blob)])
+    hostkeys.record_keys(t, [(kind, blob)])
     res = run_v2v("-i", "libvirt", "-ic", remote.uri(), "-io", remote.io, "remote1",
                   "--print-source", timeout=300, env={"XDG_STATE_HOME": str(state)})
     line = assert_one_line_error(res, "cannot connect to libvirt at", remote.uri())
     assert "nbd+unix" not in res.stdout
     print(line)
-    assert ssh.known_keys(t) == [(kind, blob)]  # nothing was replaced
+    assert hostkeys.known_keys(t) == [(kind, blob)]  # nothing was replaced
     # the disks' path checks the same known_hosts: nbdkit's ssh plugin (which connects when a
     # client does) refuses to open the disk
     import nbd as libnbd

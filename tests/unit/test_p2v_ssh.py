@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pyv2v import ssh
+from pyv2v import hostkeys, ssh
 from pyv2v.errors import V2VError
 from pyv2v.p2v import remote, wrapper
 from pyv2v.p2v.askpass import Askpass
@@ -97,16 +97,16 @@ def test_fingerprint_matches_ssh_keygen(tmp_path: Path) -> None:
     blob = key.with_suffix(".pub").read_text().split()[1]
     out = subprocess.run(["ssh-keygen", "-l", "-f", str(key.with_suffix(".pub"))],
                          capture_output=True, text=True, check=True).stdout
-    assert ssh.fingerprint(blob) == out.split()[1]
+    assert hostkeys.fingerprint(blob) == out.split()[1]
 
 
 def test_known_hosts_parsing_and_recording(tmp_path: Path) -> None:
     kh = tmp_path / "kh"
     t = target(known_hosts=str(kh))
-    ssh.record_keys(t, [("ssh-ed25519", "AAAA1")])
-    ssh.record_keys(target(known_hosts=str(kh), port=22), [("ssh-rsa", "AAAA2")])
-    assert ssh.known_keys(t) == [("ssh-ed25519", "AAAA1")]
-    ssh.record_keys(t, [("ssh-ed25519", "AAAA3")])  # replaces, keeps the other host
+    hostkeys.record_keys(t, [("ssh-ed25519", "AAAA1")])
+    hostkeys.record_keys(target(known_hosts=str(kh), port=22), [("ssh-rsa", "AAAA2")])
+    assert hostkeys.known_keys(t) == [("ssh-ed25519", "AAAA1")]
+    hostkeys.record_keys(t, [("ssh-ed25519", "AAAA3")])  # replaces, keeps the other host
     text = kh.read_text()
     assert "[conv.example.com]:2222 ssh-ed25519 AAAA3" in text and "AAAA1" not in text
     assert "conv.example.com ssh-rsa AAAA2" in text
@@ -127,25 +127,25 @@ def test_trust_on_first_use_records_for_certain(tmp_path: Path,
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.delenv("XDG_STATE_HOME", raising=False)
     offered = [("ssh-ed25519", "AAAAC3NzaC1l"), ("ssh-rsa", "AAAAB3NzaC1y")]
-    monkeypatch.setattr(ssh, "keyscan", lambda t, timeout=10: offered)
+    monkeypatch.setattr(hostkeys, "keyscan", lambda t, timeout=10: offered)
     t = target(known_hosts="")
     assert t.known_hosts_file == str(tmp_path / "home/.local/state/pyv2v/known_hosts")
-    assert ssh.trust_on_first_use(t) == offered
-    assert ssh.known_keys(t) == offered
+    assert hostkeys.trust_on_first_use(t) == offered
+    assert hostkeys.known_keys(t) == offered
     assert oct(os.stat(os.path.dirname(t.known_hosts_file)).st_mode & 0o777) == "0o700"
     assert oct(os.stat(t.known_hosts_file).st_mode & 0o777) == "0o600"
-    monkeypatch.setattr(ssh, "keyscan", lambda t, timeout=10: [("ssh-ed25519", "b3RoZXI=")])
-    assert ssh.trust_on_first_use(t) == []  # known: ssh checks it (and refuses another)
-    assert ssh.known_keys(t) == offered
+    monkeypatch.setattr(hostkeys, "keyscan", lambda t, timeout=10: [("ssh-ed25519", "b3RoZXI=")])
+    assert hostkeys.trust_on_first_use(t) == []  # known: ssh checks it (and refuses another)
+    assert hostkeys.known_keys(t) == offered
 
 
 def test_trust_on_first_use_fails_if_not_recorded(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "file").write_text("")
-    monkeypatch.setattr(ssh, "keyscan", lambda t, timeout=10: [("ssh-ed25519", "AAAA1")])
+    monkeypatch.setattr(hostkeys, "keyscan", lambda t, timeout=10: [("ssh-ed25519", "AAAA1")])
     t = target(known_hosts=str(tmp_path / "file" / "known_hosts"))  # parent is not a dir
     with pytest.raises(V2VError, match="cannot record the host key of conv.example.com:2222"):
-        ssh.trust_on_first_use(t)
+        hostkeys.trust_on_first_use(t)
 
 
 def test_known_hosts_temp_file_is_exclusive(tmp_path: Path) -> None:
@@ -155,7 +155,7 @@ def test_known_hosts_temp_file_is_exclusive(tmp_path: Path) -> None:
     kh = tmp_path / "kh"
     for name in (f"kh.tmp{os.getpid()}", "kh.tmp", "kh.new", ".kh.tmp"):
         (tmp_path / name).symlink_to(victim)
-    ssh.record_keys(target(known_hosts=str(kh)), [("ssh-ed25519", "AAAA1")])
+    hostkeys.record_keys(target(known_hosts=str(kh)), [("ssh-ed25519", "AAAA1")])
     assert victim.read_text() == "precious\n"
     assert not kh.is_symlink() and "AAAA1" in kh.read_text()
     assert sorted(p.name for p in tmp_path.iterdir() if not p.is_symlink()) == ["kh", "victim"]

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pyv2v import accel, process, ssh
+from pyv2v import accel, hostkeys, process
 from pyv2v.errors import V2VError
 
 DEFAULT_PATH = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
@@ -38,7 +38,7 @@ class Server:
 
     @property
     def fingerprint(self) -> str:
-        return ssh.fingerprint(self.host_key[1])
+        return hostkeys.fingerprint(self.host_key[1])
 
     def stop(self) -> None:
         self.child.terminate()

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from .. import log, process, ssh
+from .. import hostkeys, log, process
 from ..errors import V2VError
 from .config import Config, command_argv
 from .conversion import Conversion
@@ -90,11 +90,13 @@ class RealEngine:
     # ---- Engine ------------------------------------------------------------------------
     def recorded_keys(self, cfg: Config) -> list[HostKeyFp]:
         """Keys of this server already in our known_hosts (no network)."""
-        return [(kind, ssh.fingerprint(blob)) for kind, blob in ssh.known_keys(cfg.ssh_target())]
+        return [(kind, hostkeys.fingerprint(blob))
+                for kind, blob in hostkeys.known_keys(cfg.ssh_target())]
 
     def scan_keys(self, cfg: Config) -> list[HostKeyFp]:
         """The keys the server offers now (ssh-keyscan); nothing is recorded."""
-        return [(kind, ssh.fingerprint(blob)) for kind, blob in ssh.keyscan(cfg.ssh_target())]
+        return [(kind, hostkeys.fingerprint(blob))
+                for kind, blob in hostkeys.keyscan(cfg.ssh_target())]
 
     def test_connection(self, cfg: Config, observer: Observer) -> ServerInfo:
         """Test the server over the shared session; output drivers are chosen later, so none

@@ -22,7 +22,7 @@ from http.client import HTTPMessage
 from typing import IO
 from urllib.parse import unquote, urlsplit
 
-from .. import log, process, ssh
+from .. import hostkeys, log, process, ssh
 from ..errors import V2VError
 from .askpass import Askpass
 from .config import Config
@@ -89,7 +89,7 @@ class Session:
         if identity is None:
             self.askpass = Askpass(cfg.password)
         self.target = cfg.ssh_target(identity)
-        self._known_before = ssh.known_keys(self.target)
+        self._known_before = hostkeys.known_keys(self.target)
         self._host_key_checked = False
         self._reported = False
         process.on_cleanup(self.close)
@@ -100,20 +100,20 @@ class Session:
         server's keys on first use (ssh then runs with StrictHostKeyChecking=yes)."""
         if not self._host_key_checked:
             if self.target.hostkey:
-                ssh.pin_host_key(self.target)
+                hostkeys.pin_host_key(self.target)
             else:
-                ssh.trust_on_first_use(self.target)
+                hostkeys.trust_on_first_use(self.target)
         self._host_key_checked = True
 
     def new_host_keys(self) -> list[str]:
         """Fingerprints trusted on first use by the connections so far (reported once)."""
         if self._reported or self.target.hostkey or self._known_before:
             return []
-        keys = ssh.known_keys(self.target)
+        keys = hostkeys.known_keys(self.target)
         if not keys:
             return []
         self._reported = True
-        return [f"{kind} {ssh.fingerprint(blob)}" for kind, blob in keys]
+        return [f"{kind} {hostkeys.fingerprint(blob)}" for kind, blob in keys]
 
     # ---- running things -----------------------------------------------------------
     def env(self) -> dict[str, str]:

@@ -17,7 +17,7 @@ import os
 import socket
 import time
 
-from ... import log, process, ssh
+from ... import hostkeys, log, process, ssh
 from ...errors import V2VError
 
 DEFAULT_KEYS = ("id_ed25519", "id_ecdsa", "id_rsa")
@@ -32,9 +32,9 @@ def identity(given: str | None, what: str) -> str:
 
 
 def settle_host_key(t: ssh.Target) -> None:
-    for keytype, blob in ssh.trust_on_first_use(t):
+    for keytype, blob in hostkeys.trust_on_first_use(t):
         log.message(f"Recorded the host key of {t.host}:{t.port} on first use: {keytype} "
-                    f"{ssh.fingerprint(blob)}")
+                    f"{hostkeys.fingerprint(blob)}")
 
 
 def serve(t: ssh.Target, path: str, sockdir: str, i: int, what: str) -> str:
