@@ -1,8 +1,9 @@
 """`v2v`: the virt-v2v compatible command line (also installable as `virt-v2v` for virt-p2v).
 
-Parses virt-v2v's options, answers `--version` / `--machine-readable` in the formats virt-p2v
-expects, refuses upstream options we do not support (never silently ignores them: -ic/-oc only
-where the chosen input/output class declares `accepts_conn`), builds a pipeline Plan, and is
+Parses virt-v2v's options (their table: options.py), answers `--version` /
+`--machine-readable` in the formats virt-p2v expects, refuses upstream options we do not support
+(never silently ignores them: -ic/-oc only where the chosen input/output class declares
+`accepts_conn`), builds a pipeline Plan, and is
 the only place (with p2v's cli) that turns exceptions into a one-line error and an exit status
 (the table is errors.py's, shared with p2v).
 """
@@ -11,17 +12,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import signal
 import sys
-from typing import NoReturn
 
 from .. import __version__, log, process
 from ..errors import (
     EXIT_INTERNAL,
     EXIT_OK,
     EXIT_SIGNAL_BASE,
-    EXIT_STATUS_HELP,
     Cancelled,
     UsageError,
     V2VError,
@@ -30,134 +28,15 @@ from ..errors import (
 from . import inputs, luks, outputs, pipeline, verifyboot
 from .monitor import choose
 from .network import NetworkMap
+from .options import (
+    FEATURES,
+    REFERENCE_VERSION,
+    VERIFY_BOOT_ENV,
+    build_parser,
+    parse_bandwidth,
+    refuse_unsupported,
+)
 from .printsource import print_source
-
-# --verify-boot from the environment: p2v cannot pass it (virt-p2v runs a fixed virt-v2v command
-# line), so a conversion server sets this where p2v's ssh sessions get their environment.
-VERIFY_BOOT_ENV = "PYV2V_VERIFY_BOOT"
-
-REFERENCE_VERSION = "2.2.0"
-UNSUPPORTED = {
-    "--in-place": 0, "-op": 1,
-    "--vddk-libdir": 1, "--vddk-thumbprint": 1, "--password-file": 1,
-    "--vmtype": 1, "--no-copy": 0, "--debug-overlays": 0, "--print-estimate": 0,
-}
-
-EPILOG = """\
-examples:
-  v2v -i disk guest.img -o local -os /var/tmp
-  v2v -i disk guest.qcow2 -o qemu -os /var/tmp -oo qemu-boot
-  v2v -i libvirtxml physical.xml --root first -o local -of qcow2 -os /var/lib/libvirt/images
-  v2v -i disk guest.img --print-source
-  v2v -i ova guest.ova -o local -os /var/tmp           (tar, zip or unpacked directory)
-  v2v -i vmx /vmware/guest/guest.vmx -o local -os /var/tmp
-  v2v -i vmx -it ssh vmx+ssh://root@esxi/vmfs/volumes/ds1/guest/guest.vmx -o local -os /var/tmp
-  v2v --machine-readable        (feature tokens, as virt-p2v asks for them)
-
-Use as virt-p2v's conversion server: put `virt-v2v` on the server's PATH pointing at this
-program (`ln -s $(command -v v2v) /usr/local/bin/virt-v2v`).
-
---bandwidth BPS limits how fast the input is read, in bits per second as in virt-v2v (k/M/G
-suffixes multiply by 1024, as nbdkit reads them: 10M = 10 Mibit/s).  Network inputs (the NBD
-disks of -i libvirtxml, i.e. a p2v client's disks) are read at that rate: a raw disk by v2v's
-own pull, which still resumes and verifies, others through nbdkit's rate filter; and
---bandwidth-file FILE (same format, re-read while running; it may be created later) adjusts it.
--i disk reads local files: there the limit applies to the disk copy (BPS/8 bytes/s) and
---bandwidth-file is refused.  Local-file disks of -i libvirtxml are not limited.
-
-Disk images are untrusted: an image whose backing file, qcow2 data file or VMDK extent lies
-outside its own directory (symlinks resolved), or is a json:/protocol name, is refused unless
---allow-external-files is given.  -ic/-oc are refused by modes that use no connection URI
-(-ic: {ic}; -oc: {oc}).
-
-""".format(ic=", ".join(n for n, c in inputs.INPUTS.items() if c.accepts_conn) or "none yet",
-           oc=", ".join(n for n, c in outputs.OUTPUTS.items() if c.accepts_conn) or "none yet"
-           ) + EXIT_STATUS_HELP
-
-# "pyv2v" and "nbd-unix-socket" (-i libvirtxml reads NBD unix-socket disks) are ours: a p2v
-# seeing the latter forwards each disk to a private unix socket instead of a TCP port.
-FEATURES = ["virt-v2v", "pyv2v", "libguestfs-rewrite", "colours-option", "mac-option",
-            "mac-ip-option", "nbd-unix-socket", *[f"input:{i}" for i in sorted(inputs.INPUTS)],
-            *[f"output:{o}" for o in sorted(outputs.OUTPUTS)], "convert:linux"]
-
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message + " (see v2v --help)")
-
-
-def build_parser() -> Parser:
-    p = Parser(prog="v2v", allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter,
-               description="Convert a guest or physical machine to run on KVM "
-                           "(virt-v2v compatible).", epilog=EPILOG)
-    a = p.add_argument
-    a("args", nargs="*", metavar="DISK|XML", help="input: disk images, or one XML file")
-    a("-i", dest="input", default="libvirt", help="input mode: " + ", ".join(inputs.INPUTS))
-    a("-ic", dest="input_conn", help="input connection URI")
-    a("-if", dest="input_format", help="input disk format (-i disk)")
-    a("-ip", dest="input_password", metavar="FILE",
-      help="input password file, first line (-i libvirt -ic esx://… or vpx://…; mode 0600)")
-    a("-io", dest="input_options", action="append", default=[], metavar="OPTION[=VALUE]",
-      help="input option (-i ova: skip-manifest)")
-    a("-it", dest="input_transport", help="input transport (-i vmx: ssh)")
-    a("-o", dest="output", default="libvirt", help="output mode: " + ", ".join(outputs.OUTPUTS))
-    a("-oa", dest="allocation", choices=["sparse", "preallocated"], default="sparse")
-    a("-oc", dest="output_conn", help="output connection URI")
-    a("-of", dest="output_format", choices=["raw", "qcow2"], help="output disk format")
-    a("-on", dest="output_name", help="rename the guest")
-    a("-os", dest="output_storage", help="output storage: a directory (-o local/qemu/json/"
-      "kubevirt), a storage pool (-o libvirt, default: default)")
-    a("--overwrite", action="store_true",
-      help="replace an existing guest's output files (default: refuse to overwrite)")
-    a("-oo", dest="output_options", action="append", default=[], metavar="OPTION[=VALUE]")
-    a("-b", "--bridge", action="append", default=[], metavar="IN:OUT")
-    a("-n", "--network", action="append", default=[], metavar="IN:OUT")
-    a("--mac", action="append", default=[], metavar="MAC:network|bridge:OUT",
-      help="map one NIC by its MAC; MAC:ip:ADDR[,GW[,LEN[,DNS,…]]] gives it a static address")
-    a("--root", default="ask", help="ask | single | first | /dev/… (multi-boot sources)")
-    a("--key", action="append", default=[], metavar="SELECTOR:key:PASS|SELECTOR:file:FILE",
-      help="passphrase of a LUKS device (SELECTOR: /dev/sdaN, its LUKS UUID, or all)")
-    a("--keys-from-stdin", action="store_true",
-      help="read LUKS passphrases from stdin, one per line, for devices no --key selects")
-    a("--block-driver", choices=["virtio-blk", "virtio-scsi"], default="virtio-blk")
-    a("--bandwidth", metavar="BPS", help="limit the input rate, bits/s (10M = 10 Mibit/s)")
-    a("--bandwidth-file", metavar="FILE", help="read the input rate limit from FILE (network "
-      "inputs; re-read while running)")
-    a("--allow-external-files", action="store_true",
-      help="let disk images name backing/data files and extents outside their directory")
-    a("--print-source", action="store_true", help="print the source and exit")
-    a("--machine-readable", nargs="?", const="stdout", metavar="FORMAT")
-    a("--qemu-boot", action="store_true", help="same as -oo qemu-boot")
-    a("--compressed", action="store_true",
-      help="same as -oo compressed: qcow2 output (-of qcow2) with compressed clusters")
-    a("-q", "--quiet", action="store_true")
-    a("-v", "--verbose", action="store_true")
-    a("-x", dest="trace", action="store_true", help="trace libguestfs calls (on stderr)")
-    a("--verify-boot", action="store_true",
-      help="after converting, boot the written guest once under qemu (never writing to it) and "
-           "report login prompt / network / failure; exit 1 if it did not boot (also "
-           f"${VERIFY_BOOT_ENV}=1: how a conversion server asks it of every p2v conversion)")
-    a("--colours", "--colors", "--colour", "--color", dest="colours", action="store_true")
-    a("-V", "--version", action="store_true")
-    return p
-
-
-def refuse_unsupported(argv: list[str]) -> None:
-    for arg in argv:
-        opt = arg.split("=", 1)[0]
-        if opt in UNSUPPORTED:
-            raise UsageError(f"option {opt} is not supported by pyv2v yet")
-
-
-BANDWIDTH_RE = re.compile(r"(\d+)([kKmMgGtT]?)")
-
-
-def parse_bandwidth(text: str) -> int:
-    """virt-v2v's --bandwidth: bits per second; k/M/G/T multiply by 1024 (as nbdkit reads)."""
-    m = BANDWIDTH_RE.fullmatch(text.strip())
-    if not m or int(m.group(1)) == 0:
-        raise UsageError(f"--bandwidth {text}: expected a rate in bits per second, e.g. 10M")
-    return int(m.group(1)) * 1024 ** " kmgt".index(m.group(2).lower() or " ")
 
 
 def check_conn(flag: str, uri: str | None, mode: str,
@@ -234,7 +113,7 @@ def make_plan(ns: argparse.Namespace) -> pipeline.Plan:
                                           options=oo, overwrite=ns.overwrite),
         output_name=ns.output_name, root_choice=ns.root, network=net,
         block_bus=ns.block_driver, keys=luks.keys_from_args(ns.key, ns.keys_from_stdin),
-        # Plan.bandwidth is the copy's limit in bytes/s: local inputs only (see EPILOG).
+        # Plan.bandwidth is the copy's limit in bytes/s: local inputs only (see options.EPILOG).
         bandwidth=max(1, bps // 8) if bps and not network else None)
 
 
