@@ -3,12 +3,19 @@
 One handle serves inspection, conversion and trimming (a launch costs ~25 s under TCG).  Drives
 are the qcow2 overlays, added with discard enabled so `fstrim` turns free space into zero
 clusters that the copy then skips.  libguestfs runs with the accelerator from accel.py.
+
+The launch has a watchdog: libguestfs waits for its appliance without a deadline, and a qemu
+that hangs while booting it (seen under TCG: both vCPUs spinning for 30 minutes) would hang the
+conversion.  After LAUNCH_TIMEOUT seconds the appliance's qemu (our child that appeared during
+the launch) is killed and the launch is tried once more with a new handle; a second hang is a
+one-line error.  A cancel during the launch kills that qemu too.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import threading
 from typing import Any
 
 from .. import accel, log, process
@@ -20,16 +27,65 @@ from .types import Inspect
 ESP_GUID = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
 # Free space needed before conversion, as virt-v2v checks: mountpoint → bytes.
 FREE_SPACE_NEEDED = {"/": 100 * 1024**2, "/boot": 50 * 1024**2}
+LAUNCH_TIMEOUT = float(os.environ.get("PYV2V_LAUNCH_TIMEOUT", "300"))  # seconds
+LAUNCH_TRIES = 2
+
+
+def qemu_children() -> set[int]:
+    """PIDs of this process's children whose command is qemu (the appliance's hypervisor)."""
+    me, found = os.getpid(), set()
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        comm, rest = stat[stat.find("(") + 1: stat.rfind(")")], stat[stat.rfind(")") + 2:]
+        fields = rest.split()
+        if len(fields) > 1 and fields[1] == str(me) and comm.startswith("qemu"):
+            found.add(int(d))
+    return found
+
+
+class _Hung(Exception):
+    pass
 
 
 class Appliance:
     def __init__(self, overlays: list[str]) -> None:
-        import guestfs  # Debian python3-guestfs (system site-packages)
-
         accel.apply_to_environ()
         os.environ.setdefault("LIBGUESTFS_BACKEND", "direct")
-        self.g: Any = guestfs.GuestFS(python_return_dict=True)
-        g = self.g
+        self.pid = 0
+        self.mounted: list[str] = []
+        self._launching: set[int] | None = None  # qemu children before the launch in progress
+        self.g: Any = None
+        self._hook = process.on_cleanup(self.kill)
+        for attempt in range(1, LAUNCH_TRIES + 1):
+            self.g = self._handle(overlays)
+            try:
+                self._launch()
+                break
+            except _Hung:
+                self._drop_handle()
+                if attempt == LAUNCH_TRIES:
+                    self.close()
+                    raise V2VError(f"the libguestfs appliance did not start within "
+                                   f"{LAUNCH_TIMEOUT:.0f} s, {LAUNCH_TRIES} times (its qemu "
+                                   f"under {accel.detect().name} hung)") from None
+                log.warning(f"the libguestfs appliance did not start within "
+                            f"{LAUNCH_TIMEOUT:.0f} s: its qemu was killed; trying again")
+            except RuntimeError as e:
+                self.close()
+                raise V2VError(f"could not start the libguestfs appliance: {e}") from e
+        self.pid = int(self.g.get_pid())
+
+    @staticmethod
+    def _handle(overlays: list[str]) -> Any:
+        import guestfs  # Debian python3-guestfs (system site-packages)
+
+        g = guestfs.GuestFS(python_return_dict=True)
         g.set_memsize(int(os.environ.get("PYV2V_APPLIANCE_MEMSIZE", "2048")))
         g.set_smp(max(1, min(2, os.cpu_count() or 1)))
         if log.verbose():
@@ -40,14 +96,39 @@ class Appliance:
         for ov in overlays:
             g.add_drive_opts(ov, format="qcow2", readonly=False, cachemode="unsafe",
                              discard="besteffort")
-        self._hook = process.on_cleanup(self.kill)
+        return g
+
+    def _launch(self) -> None:
+        """g.launch() under the watchdog; _Hung if it had to kill the appliance's qemu."""
+        self._launching = before = qemu_children()
+        done = threading.Event()
+        killed: list[int] = []
+
+        def watchdog() -> None:
+            if not done.wait(LAUNCH_TIMEOUT):
+                for pid in qemu_children() - before:
+                    killed.append(pid)
+                    _sigkill(pid)
+
+        threading.Thread(target=watchdog, daemon=True, name="appliance-watchdog").start()
         try:
-            g.launch()
+            self.g.launch()
+        except RuntimeError:
+            if killed:
+                raise _Hung() from None
+            raise
+        finally:
+            done.set()
+            self._launching = None
+        if killed:  # killed just as the launch returned: the handle is unusable
+            raise _Hung()
+
+    def _drop_handle(self) -> None:
+        g, self.g = self.g, None
+        try:
+            g.close()
         except RuntimeError as e:
-            self.close()
-            raise V2VError(f"could not start the libguestfs appliance: {e}") from e
-        self.pid = int(g.get_pid())
-        self.mounted: list[str] = []
+            log.debug(f"closing the hung appliance's handle: {e}")
 
     # Inspection ----------------------------------------------------------------------------
 
@@ -139,13 +220,13 @@ class Appliance:
                 log.debug(f"fstrim {mp}: {e}")
 
     def kill(self) -> None:
-        """Cancel path (any thread): stop the appliance at once; blocking calls then fail."""
-        pid = getattr(self, "pid", None)
-        if pid:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        """Cancel path (any thread): stop the appliance at once; blocking calls then fail
+        (during the launch: the qemu that appeared since it began)."""
+        if self.pid:
+            _sigkill(self.pid)
+        elif (before := self._launching) is not None:
+            for pid in qemu_children() - before:
+                _sigkill(pid)
 
     def close(self) -> None:
         process.cancel_cleanup(self._hook)
@@ -158,3 +239,10 @@ class Appliance:
         except RuntimeError as e:
             log.debug(f"appliance shutdown: {e}")
         g.close()
+
+
+def _sigkill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
