@@ -15,7 +15,7 @@ from typing import Any, cast
 
 import pytest
 
-from pyv2v import process
+from pyv2v import process, rates
 from pyv2v.errors import V2VError
 from pyv2v.p2v import transport as p2v_transport
 from pyv2v.v2v import ratelimit, transfer, usedmap
@@ -181,9 +181,9 @@ def test_client_verifies_only_with_the_features_file(tmp_path: Path) -> None:
 
 
 def test_parse_rate_is_bits_with_1024_suffixes() -> None:
-    assert ratelimit.parse_rate("10M\n") == 10 << 20
-    assert ratelimit.parse_rate(" 512k ") == 512 << 10 and ratelimit.parse_rate("800") == 800
-    assert ratelimit.parse_rate("fast") is None and ratelimit.parse_rate("") is None
+    assert rates.parse_rate("10M\n") == 10 << 20
+    assert rates.parse_rate(" 512k ") == 512 << 10 and rates.parse_rate("800") == 800
+    assert rates.parse_rate("fast") is None and rates.parse_rate("") is None
 
 
 def test_rate_limit_paces_reads(monkeypatch: pytest.MonkeyPatch) -> None:

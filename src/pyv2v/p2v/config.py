@@ -39,7 +39,7 @@ from .values import (  # noqa: F401 - config.parse_value, config.field_problemâ€
 
 
 def _bandwidth_problem(value: str) -> str | None:
-    from ..v2v.ratelimit import parse_rate
+    from ..rates import parse_rate
 
     return None if parse_rate(value) else "expected a rate in bits per second, e.g. 10M"
 

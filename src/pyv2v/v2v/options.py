@@ -6,10 +6,10 @@
 from __future__ import annotations
 
 import argparse
-import re
 from typing import NoReturn
 
 from ..errors import EXIT_STATUS_HELP, UsageError
+from ..rates import parse_rate
 from . import inputs, outputs
 
 # --verify-boot from the environment: p2v cannot pass it (virt-p2v runs a fixed virt-v2v command
@@ -129,12 +129,9 @@ def refuse_unsupported(argv: list[str]) -> None:
             raise UsageError(f"option {opt} is not supported by pyv2v yet")
 
 
-BANDWIDTH_RE = re.compile(r"(\d+)([kKmMgGtT]?)")
-
-
 def parse_bandwidth(text: str) -> int:
-    """virt-v2v's --bandwidth: bits per second; k/M/G/T multiply by 1024 (as nbdkit reads)."""
-    m = BANDWIDTH_RE.fullmatch(text.strip())
-    if not m or int(m.group(1)) == 0:
+    """virt-v2v's --bandwidth (rates.py's syntax); a usage error if it is not a rate above 0."""
+    bps = parse_rate(text)
+    if not bps:
         raise UsageError(f"--bandwidth {text}: expected a rate in bits per second, e.g. 10M")
-    return int(m.group(1)) * 1024 ** " kmgt".index(m.group(2).lower() or " ")
+    return bps

@@ -11,22 +11,12 @@ a capped pull still resumes and is still verified.
 
 from __future__ import annotations
 
-import re
 import time
+
+from ..rates import parse_rate
 
 RELOAD = 1.0
 BURST = 0.25  # seconds of credit a pull that fell behind may catch up at once
-_RATE_RE = re.compile(r"\s*(\d+)\s*([kKmMgGtT]?)\s*$")
-
-
-def parse_rate(text: str) -> int | None:
-    """Bits per second from "10M"-style text; None when it is not a rate."""
-    m = _RATE_RE.match(text)
-    if not m:
-        return None
-    return int(m.group(1)) * 1024 ** " kmgt".index((m.group(2) or " ").lower())
-
-
 class RateLimit:
     def __init__(self, bps: int | None, rate_file: str | None = None) -> None:
         self.bps, self.file = bps, rate_file
