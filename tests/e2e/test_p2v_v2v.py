@@ -49,16 +49,20 @@ class P2VRun:
 
 
 def sample_fleet(url: str, seen: list[tuple[str, str, str]], stop: threading.Event) -> None:
-    """Record every change of the p2v job's (state, stage, progress) while the run goes on."""
+    """Record every change of the p2v job's (state, stage, progress) while the run goes on, and
+    once more after `stop` (p2v can exit a moment before the server records the end)."""
     from pyv2v.fleet.store import Store
 
     store = Store(url)
-    while not stop.wait(0.3):
+    while True:
+        last = stop.wait(0.3)
         for j in store.all():
             if j.get("kind") == "p2v":
                 now = (j["state"], j["stage"], j["progress"])
                 if not seen or seen[-1] != now:
                     seen.append(now)
+        if last:
+            return
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +84,13 @@ def p2v_run(debian12_netnames: Path, tmp_path_factory: pytest.TempPathFactory
         res = subprocess.run(demo.p2v_argv(srv, source, out, "p2vtest"),
                              capture_output=True, text=True, timeout=1800)
         took = time.monotonic() - start
+        from pyv2v.fleet.store import Store
+
+        deadline = time.monotonic() + 15  # the server records the end just after p2v exits
+        while time.monotonic() < deadline and not any(
+                j.get("kind") == "p2v" and j.get("state") in ("done", "failed")
+                for j in Store(url).all()):
+            time.sleep(0.2)
         stop.set()
         sampler.join(10)
         print(f"\np2v: rc={res.returncode} in {took:.0f} s\n{res.stdout}\n{res.stderr[-3000:]}")
@@ -92,8 +103,6 @@ def p2v_run(debian12_netnames: Path, tmp_path_factory: pytest.TempPathFactory
             run.remote = {p.name: p.read_text(errors="replace") for p in rdir.iterdir()
                           if p.is_file()}
             run.wrapper_mode = (rdir / "virt-v2v-wrapper.sh").stat().st_mode & 0o777
-        from pyv2v.fleet.store import Store
-
         run.fleet_job = next((j for j in Store(url).all() if j.get("kind") == "p2v"), {})
         run.fleet_seen = seen
         yield run
