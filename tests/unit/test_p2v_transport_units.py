@@ -82,8 +82,9 @@ class LocalSession:
     """p2v's Session.run executed here by sh; the first `lost` replies fail like a dropped
     ssh connection, so the sender's retries and its final failure can be seen."""
 
-    def __init__(self, lost: int = 0) -> None:
+    def __init__(self, lost: int = 0, killed: bool = False) -> None:
         self.lost = lost
+        self.killed = killed  # every reply's ssh dies of SIGTERM (p2v's cleanup killed it)
         self.sends = 0
 
     def run(self, command: list[str] | str, *, timeout: float = 120, what: str = "ssh",
@@ -94,10 +95,12 @@ class LocalSession:
             if self.lost:
                 self.lost -= 1
                 raise V2VError(f"{what}: connection to the conversion server lost")
+            if self.killed:
+                cmd = "kill -TERM $$"
         return process.run(["sh", "-c", cmd], check=False, input=input)
 
 
-def _client(disk: Path, sock: Path, corrupt: bool = False, lost: int = 0
+def _client(disk: Path, sock: Path, corrupt: bool = False, lost: int = 0, killed: bool = False
             ) -> tuple[threading.Thread, p2v_transport.Transport]:
     """p2v's side: the real Transport answering the server's verify line for `disk`."""
     if corrupt:  # p2v reads its own disk: a copy with chunk 1 changed stands for corruption
@@ -106,7 +109,7 @@ def _client(disk: Path, sock: Path, corrupt: bool = False, lost: int = 0
         disk = disk.with_name("disk-as-p2v-reads-it")
         disk.write_bytes(bytes(bad))
     conn = SimpleNamespace(disk=str(disk), remote_socket=str(sock), alive=lambda: True)
-    tr = p2v_transport.Transport(cast(Any, LocalSession(lost)), [cast(Any, conn)],
+    tr = p2v_transport.Transport(cast(Any, LocalSession(lost, killed)), [cast(Any, conn)],
                                  "127.0.0.1", lambda e: None)
 
     def run() -> None:
@@ -166,6 +169,48 @@ def test_undeliverable_reply_fails_the_conversion_at_once(tmp_path: Path,
     assert tr.check() == (f"conversion failed: could not send the verification checksums of "
                           f"{disk} to the server: verification: connection to the conversion "
                           "server lost")
+
+
+def test_close_stops_the_reply_retries_at_once(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The conversion ended (the server failed) while a reply was waiting to be tried again:
+    close() stops it, nothing more is sent, and no thread (nor its ssh) outlives close().
+    Seen in CI: a reply ssh started after p2v's cleanup was left running after p2v exited."""
+    monkeypatch.setattr(p2v_transport, "SEND_RETRIES", (30.0, 30.0))
+    disk = tmp_path / "disk"
+    disk.write_bytes(bytes(range(20)))
+    sock = tmp_path / "sda.sock"
+    Path(str(sock) + ".ranges").write_text(json.dumps({"algorithm": "sha256",
+                                                       "chunks": [[0, 4]]}))
+    t, tr = _client(disk, sock, lost=99)
+    session = cast(LocalSession, tr.s)
+    deadline = time.monotonic() + 30
+    while session.sends < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert session.sends == 1
+    started = time.monotonic()
+    tr.close(grace=10)
+    assert not tr.threads[0].is_alive() and time.monotonic() - started < 5
+    t.join(5)
+    assert session.sends == 1 and tr.failure is None
+    tr.on_line(transfer.VERIFY_LINE.format(disk="sda", n=1, path=str(sock) + ".ranges"))
+    assert len(tr.threads) == 1  # a verify line after close starts nothing
+
+
+def test_reply_ssh_killed_by_a_signal_is_not_tried_again(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reply ssh killed by a signal is p2v's own cancel/cleanup at work, not a lost link:
+    trying again would start an ssh that nothing cleans up."""
+    monkeypatch.setattr(p2v_transport, "SEND_RETRIES", (0.01, 0.01))
+    disk = tmp_path / "disk"
+    disk.write_bytes(bytes(range(20)))
+    sock = tmp_path / "sda.sock"
+    Path(str(sock) + ".ranges").write_text(json.dumps({"algorithm": "sha256",
+                                                       "chunks": [[0, 4]]}))
+    t, tr = _client(disk, sock, killed=True)
+    t.join(30)
+    assert not t.is_alive()
+    assert cast(LocalSession, tr.s).sends == 1 and tr.failure is None
 
 
 def test_verify_times_out_without_client(tmp_path: Path) -> None:

@@ -277,6 +277,8 @@ class Conversion:
 
     def close(self) -> None:
         """Stop everything this conversion started (idempotent)."""
+        if (transport := getattr(self, "_transport", None)) is not None:
+            transport.close()  # first: its threads start ssh commands through the session
         with self._lock:
             control, self._control = self._control, None
         if control is not None and control.poll() is None:

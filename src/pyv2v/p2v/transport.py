@@ -16,7 +16,9 @@ directly from this machine's disk (not through the NBD server and tunnel being c
 uploads the sha256 list as SOCKET.sums (one ssh command writes .part, mode 0600, then renames
 it), trying again a few times; if it cannot be delivered the conversion fails at once rather
 than leave the server waiting for it.  The server compares and prints "Verified N GiB of DISK";
-`verified` sums those for the final summary.
+`verified` sums those for the final summary.  `close()` (the conversion's end, before the
+process-wide cleanup) stops the verification threads: no new ssh is started after it, and the
+threads are joined, so no reply ssh outlives p2v (seen: a retry started after the cleanup).
 """
 
 from __future__ import annotations
@@ -41,17 +43,22 @@ FEATURES = "verify\n"
 RETRIES = int(os.environ.get("PYV2V_DATA_RETRIES", "5"))
 BACKOFF = 0.5  # seconds before the first attempt; doubles with each attempt
 SEND_RETRIES = (1.0, 2.0, 4.0, 8.0)  # waits between attempts to deliver the checksums
+CLOSE_GRACE = 30.0  # close() waits this long for a reply in flight to finish
 STABLE = 60.0  # a connection up this long has recovered: its attempts start again from 1
 VERIFY_RE = re.compile(r"Verifying (\S+): asking the client for checksums of \d+ ranges "
                        r"\((/\S+\.ranges)\)")
 VERIFIED_RE = re.compile(r"Verified (\d+(?:\.\d+)?) GiB of \S+: identical to the source")
 
 
-def checksums(path: str, chunks: list[list[int]]) -> list[str]:
-    """sha256 of each (offset, length) chunk of the local disk `path` (opened read-only)."""
+def checksums(path: str, chunks: list[list[int]],
+              stop: threading.Event | None = None) -> list[str]:
+    """sha256 of each (offset, length) chunk of the local disk `path` (opened read-only);
+    abandoned (V2VError) once `stop` is set."""
     out = []
     with open(path, "rb", buffering=0) as f:
         for off, n in chunks:
+            if stop is not None and stop.is_set():
+                raise V2VError("the conversion ended while checksumming")
             data = os.pread(f.fileno(), n, off)
             if len(data) != n:
                 raise V2VError(f"short read of {path} at offset {off}")
@@ -71,6 +78,16 @@ class Transport:
         self.up_since: dict[str, float] = {}
         self.threads: list[threading.Thread] = []
         self.failure: str | None = None  # set by a verification thread that could not reply
+        self._stop = threading.Event()  # set by close(): verification threads start nothing
+
+    def close(self, grace: float = CLOSE_GRACE) -> None:
+        """Stop the verification threads: no ssh is started from now on; wait up to `grace`
+        seconds for those in flight (whatever remains is killed by the process cleanup and,
+        stopped, is not tried again)."""
+        self._stop.set()
+        deadline = time.monotonic() + grace
+        for t in self.threads:
+            t.join(max(0.0, deadline - time.monotonic()))
 
     def summary(self) -> str:
         return f" {self.verified:.2f} GiB verified." if self.verified else ""
@@ -120,7 +137,7 @@ class Transport:
         if m := VERIFIED_RE.search(line):
             self.verified += float(m.group(1))
             self.emit(Status(f"{m.group(1)} GiB verified"))
-        elif m := VERIFY_RE.search(line):
+        elif (m := VERIFY_RE.search(line)) and not self._stop.is_set():
             t = threading.Thread(target=self._answer, args=(m.group(2),), daemon=True,
                                  name="p2v-verify")
             t.start()
@@ -145,7 +162,7 @@ class Transport:
                 raise V2VError(f"unsupported checksum {req.get('algorithm')!r}")
             self.emit(Status(f"Checksumming {len(req['chunks'])} ranges of {conn.disk} "
                              "for verification"))
-            reply = {"sums": checksums(device_path(conn.disk), req["chunks"])}
+            reply = {"sums": checksums(device_path(conn.disk), req["chunks"], self._stop)}
         except (V2VError, OSError, ValueError, KeyError, TypeError) as e:
             reply = {"error": str(e)}
         except Exception as e:  # noqa: BLE001 - the server must hear back, whatever happened
@@ -160,9 +177,15 @@ class Transport:
         cmd = f"umask 077 && cat > {part} && mv -f {part} {shlex.quote(dest)}"
         why = ""
         for delay in (*SEND_RETRIES, None):
+            if self._stop.is_set():
+                log.debug(f"the conversion ended: the checksums of {disk} are not sent")
+                return
             try:
                 r = self.s.run(cmd, input=text, what="verification")
                 if r.rc == 0:
+                    return
+                if r.rc < 0:  # killed by a signal: p2v is being cancelled or cleaned up
+                    log.debug(f"sending the checksums of {disk}: ssh killed (signal {-r.rc})")
                     return
                 why = r.err.strip().splitlines()[-1] if r.err.strip() else f"exit code {r.rc}"
             except V2VError as e:
@@ -170,6 +193,7 @@ class Transport:
             if delay is None:
                 break
             log.debug(f"sending the checksums of {disk} failed ({why}): again in {delay:.0f} s")
-            time.sleep(delay)
+            if self._stop.wait(delay):
+                return
         self.failure = (f"conversion failed: could not send the verification checksums of "
                         f"{disk} to the server: {why}")
