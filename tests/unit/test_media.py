@@ -105,57 +105,27 @@ def test_payload_is_the_p2v_part_only() -> None:
     assert {"textual", "rich"} <= names and "lxml" not in names and "celery" not in names
 
 
-def _pyv2v_imports(path: Path, pkg_root: Path) -> set[str]:
-    """pyv2v modules (paths relative to the package, without .py) a file imports."""
-    import ast
-
-    here = path.relative_to(pkg_root).with_suffix("").parts[:-1]   # the file's package
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = list(here[: len(here) - node.level + 1])
-            elif (node.module or "").split(".")[0] == "pyv2v":
-                base = []
-                node_mod = (node.module or "").split(".")[1:]
-                found.add("/".join(node_mod)) if node_mod else None
-                continue
-            else:
-                continue
-            mod = base + (node.module.split(".") if node.module else [])
-            found.add("/".join(mod))
-            for alias in node.names:   # `from .. import hostkeys` names a module
-                found.add("/".join([*mod, alias.name]))
-        elif isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.name.split(".")[0] == "pyv2v":
-                    found.add("/".join(alias.name.split(".")[1:]))
-    return found
-
-
 def test_payload_holds_every_pyv2v_module_the_p2v_client_imports() -> None:
     """The image's pyv2v is MODULES only: p2v's import closure (static, every `import` in the
     files reached) must stay inside it, or p2v dies on boot with an ImportError (seen: a new
     top-level module imported by p2v and missing from MODULES)."""
-    pkg_root = Path(payload.pyv2v.__file__).parent
-    shipped = {rel.removeprefix("pyv2v/") for _src, rel in payload.pyv2v_files()}
-    todo = [pkg_root / "p2v" / "cli.py", pkg_root / "p2v" / "tui" / "app.py"]
-    seen: set[Path] = set()
-    missing = set()
-    while todo:
-        f = todo.pop()
-        if f in seen:
-            continue
-        seen.add(f)
-        for mod in _pyv2v_imports(f, pkg_root):
-            for cand in (pkg_root / f"{mod}.py", pkg_root / mod / "__init__.py"):
-                if cand.is_file():
-                    rel = str(cand.relative_to(pkg_root))
-                    if rel not in shipped:
-                        missing.add(rel)
-                    todo.append(cand)
-    assert len(seen) > 20, seen   # the walk really followed the client's imports
-    assert not missing, f"p2v imports modules the media do not ship: {sorted(missing)}"
+    missing, reached = payload.unshipped_imports()
+    assert reached > 20, reached   # the walk really followed the client's imports
+    assert missing == []
+
+
+def test_media_build_refuses_a_payload_missing_an_imported_module(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The base image (with its own import check) is cached; each build adds the current code
+    as a layer, so the layer's closure is checked at every build (the check that would have
+    caught the missing hostkeys.py)."""
+    monkeypatch.setattr(payload, "MODULES", tuple(m for m in payload.MODULES
+                                                  if m != "hostkeys.py"))
+    assert payload.unshipped_imports()[0] == ["hostkeys.py"]
+    with pytest.raises(V2VError, match=r"internal: the p2v payload lacks modules p2v imports: "
+                                       r"hostkeys\.py"):
+        payload.install_pyv2v(str(tmp_path))
+    assert not any(tmp_path.iterdir())
 
 
 def test_mirror_from_deb822() -> None:

@@ -6,6 +6,7 @@ own installation by their RECORD files.  lxml comes from Debian (python3-lxml).
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.metadata as md
 import os
@@ -17,8 +18,9 @@ import pyv2v
 
 from ..errors import V2VError
 
-# The p2v client's part of pyv2v (relative to the pyv2v package directory).  The image build
-# imports pyv2v.p2v.cli and pyv2v.p2v.tui.app inside the image and fails if one is missing.
+# The p2v client's part of pyv2v (relative to the pyv2v package directory).  The base image
+# build imports pyv2v.p2v.cli and pyv2v.p2v.tui.app inside the image; every build (the current
+# code is a layer over the cached base) checks the static import closure (unshipped_imports).
 MODULES = (
     "__init__.py",
     "devnames.py",
@@ -138,6 +140,61 @@ def install_deps(site_packages: str) -> list[str]:
     return [f"{d.metadata['Name']}=={d.version}" for d in distributions()]
 
 
+def _pyv2v_imports(path: Path, pkg_root: Path) -> set[str]:
+    """pyv2v modules (paths relative to the package, without .py) a file imports."""
+    here = path.relative_to(pkg_root).with_suffix("").parts[:-1]  # the file's package
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            parts = node.module.split(".") if node.module else []
+            if node.level:
+                mod = list(here[: len(here) - node.level + 1]) + parts
+            elif parts[:1] == ["pyv2v"]:
+                mod = parts[1:]
+            else:
+                continue
+            if mod:
+                found.add("/".join(mod))
+            for alias in node.names:  # `from .. import hostkeys` names a module
+                found.add("/".join([*mod, alias.name]))
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == "pyv2v":
+                    found.add("/".join(alias.name.split(".")[1:]))
+    return found
+
+
+ENTRY_POINTS = ("p2v/cli.py", "p2v/tui/app.py")
+
+
+def unshipped_imports() -> tuple[list[str], int]:
+    """pyv2v modules the client's static import closure (from ENTRY_POINTS) reaches that
+    MODULES does not ship, and how many files the walk read."""
+    pkg_root = Path(pyv2v.__file__).parent
+    shipped = {rel.removeprefix("pyv2v/") for _src, rel in pyv2v_files()}
+    todo = [pkg_root / e for e in ENTRY_POINTS]
+    seen: set[Path] = set()
+    missing: set[str] = set()
+    while todo:
+        f = todo.pop()
+        if f in seen:
+            continue
+        seen.add(f)
+        for mod in _pyv2v_imports(f, pkg_root):
+            for cand in (pkg_root / f"{mod}.py", pkg_root / mod / "__init__.py"):
+                if cand.is_file():
+                    rel = str(cand.relative_to(pkg_root))
+                    if rel not in shipped:
+                        missing.add(rel)
+                    todo.append(cand)
+    return sorted(missing), len(seen)
+
+
 def install_pyv2v(site_packages: str) -> None:
-    """Copy the p2v part of pyv2v into `site_packages`."""
+    """Copy the p2v part of pyv2v into `site_packages`, refusing a payload that misses a
+    module the client imports (p2v would die on boot with an ImportError)."""
+    missing, _ = unshipped_imports()
+    if missing:
+        raise V2VError(f"internal: the p2v payload lacks modules p2v imports: "
+                       f"{', '.join(missing)} (add them to media/payload.py MODULES)")
     _copy(pyv2v_files(), site_packages)
