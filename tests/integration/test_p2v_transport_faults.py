@@ -117,6 +117,8 @@ def test_byte_corrupted_in_transit_fails_verification(
     assert (shim / "corrupt.img").exists()  # the hook was used
     assert server_line.endswith("verification of sda failed: 1 of 128 ranges differ from the "
                                 f"source, first at offset {20 << 20}"), server_line
+    progress = run.remote_dir() / "sda.sock.sums.progress"  # reported over the real sshd
+    assert progress.read_text().split()[1] == "128" and progress.stat().st_mode & 0o777 == 0o600
     log = server_log(run.remote_dir())
     assert "limited to 209.7 Mbit/s" in log and "Inspecting the source" not in log, log
     assert "virt-v2v failed with exit code 1" in p2v_line, p2v_line

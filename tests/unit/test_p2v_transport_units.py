@@ -86,11 +86,14 @@ class LocalSession:
         self.lost = lost
         self.killed = killed  # every reply's ssh dies of SIGTERM (p2v's cleanup killed it)
         self.sends = 0
+        self.reports = 0  # progress reports (not subject to `lost`/`killed`)
 
     def run(self, command: list[str] | str, *, timeout: float = 120, what: str = "ssh",
             input: str | None = None) -> process.Result:
         cmd = command if isinstance(command, str) else shlex.join(command)
-        if input is not None:
+        if input is not None and ".sums.progress" in cmd:
+            self.reports += 1
+        elif input is not None:
             self.sends += 1
             if self.lost:
                 self.lost -= 1
@@ -162,8 +165,10 @@ def test_undeliverable_reply_fails_the_conversion_at_once(tmp_path: Path,
     disk.write_bytes(bytes(range(20)))
     sock = tmp_path / "sda.sock"
     t, tr = _client(disk, sock, lost=99)
-    with pytest.raises(V2VError, match="sent no checksums"):
-        transfer.verify(str(sock), "sda", _pulled(disk.read_bytes()), print, timeout=2)
+    with pytest.raises(V2VError, match=r"no word from the client for 2 s \(it had "
+                                       r"checksummed 0 of 5 ranges\)"):
+        transfer.verify(str(sock), "sda", _pulled(disk.read_bytes()), print, timeout=2,
+                        silence=2)
     t.join(5)
     assert tr.s.sends == 3  # type: ignore[attr-defined]
     assert tr.check() == (f"conversion failed: could not send the verification checksums of "
@@ -211,6 +216,86 @@ def test_reply_ssh_killed_by_a_signal_is_not_tried_again(tmp_path: Path,
     t.join(30)
     assert not t.is_alive()
     assert cast(LocalSession, tr.s).sends == 1 and tr.failure is None
+
+
+class SlowHash:
+    """hashlib for the p2v side whose sha256 takes `delay` s a chunk (a slow, large disk),
+    and `stall` s more from chunk `stall_at` on (a client that hangs)."""
+
+    def __init__(self, delay: float, stall_at: int = -1, stall: float = 0.0) -> None:
+        self.delay, self.stall_at, self.stall, self.calls = delay, stall_at, stall, 0
+
+    def sha256(self, data: bytes) -> Any:
+        self.calls += 1
+        time.sleep(self.delay + (self.stall if self.calls == self.stall_at else 0.0))
+        return hashlib.sha256(data)
+
+
+def test_slow_checksumming_with_progress_outlasts_the_servers_waits(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hashing a large disk takes as long as reading it: a fixed wait failed big conversions
+    after the whole pull.  The client takes 3 s here against 1 s waits and still verifies,
+    because its progress reports keep the server waiting."""
+    monkeypatch.setattr(p2v_transport, "hashlib", SlowHash(0.1))
+    monkeypatch.setattr(p2v_transport, "PROGRESS_EVERY", 0.2)
+    data = bytes(range(120))  # 30 chunks
+    disk = tmp_path / "disk"
+    disk.write_bytes(data)
+    sock = tmp_path / "sda.sock"
+    lines: list[str] = []
+    t, tr = _client(disk, sock)
+    assert transfer.verify(str(sock), "sda", _pulled(data), lines.append, timeout=1,
+                           silence=1) == 120
+    t.join(5)
+    assert cast(LocalSession, tr.s).reports >= 3
+    news = [ln for ln in lines if "the client has checksummed" in ln]
+    assert news and news[0].startswith("Verifying sda: the client has checksummed "), lines
+    assert (Path(str(sock) + ".sums.progress").stat().st_mode & 0o777) == 0o600
+
+
+def test_client_silent_after_progress_fails_saying_where_it_stopped(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(p2v_transport, "hashlib", SlowHash(0.05, stall_at=10, stall=4.0))
+    monkeypatch.setattr(p2v_transport, "PROGRESS_EVERY", 0.1)
+    data = bytes(range(120))
+    disk = tmp_path / "disk"
+    disk.write_bytes(data)
+    sock = tmp_path / "sda.sock"
+    t, tr = _client(disk, sock)
+    with pytest.raises(V2VError, match=r"verification of sda: no word from the client for "
+                                       r"1 s \(it had checksummed \d of 30 ranges\)"):
+        transfer.verify(str(sock), "sda", _pulled(data), print, timeout=30, silence=1)
+    tr.close(grace=10)
+    t.join(5)
+
+
+def test_first_wait_allows_for_reading_the_pulled_bytes(monkeypatch: pytest.MonkeyPatch,
+                                                        tmp_path: Path) -> None:
+    """A client that reports no progress (older pyv2v media) gets VERIFY_TIMEOUT or the time
+    to read what was pulled at VERIFY_MIN_RATE, whichever is longer."""
+    waits: list[float] = []
+
+    class Clock:
+        now = 0.0
+
+        @staticmethod
+        def monotonic() -> float:
+            return Clock.now
+
+        @staticmethod
+        def sleep(s: float) -> None:
+            waits.append(s)
+            Clock.now += 60.0
+
+    monkeypatch.setattr(transfer, "time", Clock)
+    pulled = _pulled(b"abcd")
+    pulled.moved = 100 * transfer.VERIFY_MIN_RATE * 100  # 10000 s of reading
+    with pytest.raises(V2VError, match="sent no checksums within 10000 s"):
+        transfer.verify(str(tmp_path / "sda.sock"), "sda", pulled, print)
+    Clock.now = 0.0
+    pulled.moved = 1 << 30
+    with pytest.raises(V2VError, match="sent no checksums within 1800 s"):
+        transfer.verify(str(tmp_path / "sda.sock"), "sda", pulled, print)
 
 
 def test_verify_times_out_without_client(tmp_path: Path) -> None:

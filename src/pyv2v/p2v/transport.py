@@ -10,12 +10,14 @@ reconnects to the same socket and continues where it was (v2v/transfer.py).  Onl
 forwards (pyv2v servers) are resumed: a stock server's TCP port would change.  The control
 connection is not resumable: its loss ends the remote conversion (the session gets SIGHUP).
 
-Verify (PROTOCOL.md §8): p2v announces `verify` in REMOTE_DIR/p2v-features.  When the server
+Verify (docs/wire.md): p2v announces `verify` in REMOTE_DIR/p2v-features.  When the server
 prints VERIFY_RE's line, a thread fetches the chunk list it names, hashes the same chunks read
 directly from this machine's disk (not through the NBD server and tunnel being checked), and
 uploads the sha256 list as SOCKET.sums (one ssh command writes .part, mode 0600, then renames
 it), trying again a few times; if it cannot be delivered the conversion fails at once rather
-than leave the server waiting for it.  The server compares and prints "Verified N GiB of DISK";
+than leave the server waiting for it.  When it starts hashing and every PROGRESS_EVERY seconds
+after, it reports "DONE TOTAL" as SOCKET.sums.progress (best effort): the server waits as long
+as news keeps coming, however large the disk.  The server compares and prints "Verified N GiB of DISK";
 `verified` sums those for the final summary.  `close()` (the conversion's end, before the
 process-wide cleanup) stops the verification threads: no new ssh is started after it, and the
 threads are joined, so no reply ssh outlives p2v (seen: a retry started after the cleanup).
@@ -23,6 +25,7 @@ threads are joined, so no reply ssh outlives p2v (seen: a retry started after th
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -32,7 +35,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from .. import log
+from .. import log, process
 from ..errors import V2VError
 from .events import Event, Status
 from .hardware import device_path
@@ -44,21 +47,27 @@ RETRIES = int(os.environ.get("PYV2V_DATA_RETRIES", "5"))
 BACKOFF = 0.5  # seconds before the first attempt; doubles with each attempt
 SEND_RETRIES = (1.0, 2.0, 4.0, 8.0)  # waits between attempts to deliver the checksums
 CLOSE_GRACE = 30.0  # close() waits this long for a reply in flight to finish
+PROGRESS_EVERY = 30.0  # seconds between checksumming progress reports to the server
 STABLE = 60.0  # a connection up this long has recovered: its attempts start again from 1
 VERIFY_RE = re.compile(r"Verifying (\S+): asking the client for checksums of \d+ ranges "
                        r"\((/\S+\.ranges)\)")
 VERIFIED_RE = re.compile(r"Verified (\d+(?:\.\d+)?) GiB of \S+: identical to the source")
 
 
-def checksums(path: str, chunks: list[list[int]],
-              stop: threading.Event | None = None) -> list[str]:
+def checksums(path: str, chunks: list[list[int]], stop: threading.Event | None = None,
+              progress: Callable[[int, int], None] | None = None) -> list[str]:
     """sha256 of each (offset, length) chunk of the local disk `path` (opened read-only);
-    abandoned (V2VError) once `stop` is set."""
-    out = []
+    abandoned (V2VError) once `stop` is set; `progress(done, total)` at the start (the server
+    then knows the client is at work) and every PROGRESS_EVERY s."""
+    out: list[str] = []
+    next_report = time.monotonic()
     with open(path, "rb", buffering=0) as f:
         for off, n in chunks:
             if stop is not None and stop.is_set():
                 raise V2VError("the conversion ended while checksumming")
+            if progress is not None and time.monotonic() >= next_report:
+                progress(len(out), len(chunks))
+                next_report = time.monotonic() + PROGRESS_EVERY
             data = os.pread(f.fileno(), n, off)
             if len(data) != n:
                 raise V2VError(f"short read of {path} at offset {off}")
@@ -162,26 +171,43 @@ class Transport:
                 raise V2VError(f"unsupported checksum {req.get('algorithm')!r}")
             self.emit(Status(f"Checksumming {len(req['chunks'])} ranges of {conn.disk} "
                              "for verification"))
-            reply = {"sums": checksums(device_path(conn.disk), req["chunks"], self._stop)}
+            reply = {"sums": checksums(device_path(conn.disk), req["chunks"], self._stop,
+                                       functools.partial(self._progress, sock, conn.disk))}
         except (V2VError, OSError, ValueError, KeyError, TypeError) as e:
             reply = {"error": str(e)}
         except Exception as e:  # noqa: BLE001 - the server must hear back, whatever happened
             reply = {"error": f"internal error: {e!r}"}
         self._send(disk, sock + ".sums", json.dumps(reply))
 
+    def _put(self, dest: str, text: str, timeout: float) -> process.Result:
+        """Write `text` as `dest` on the server: one ssh command writes .part (mode 0600) and
+        renames it, so the server never reads a partial file."""
+        part = shlex.quote(dest + ".part")
+        return self.s.run(f"umask 077 && cat > {part} && mv -f {part} {shlex.quote(dest)}",
+                          input=text, timeout=timeout, what="verification")
+
+    def _progress(self, sock: str, disk: str, done: int, total: int) -> None:
+        """Report checksumming progress here and to the server, best effort (a missed report
+        only brings the server's deadline closer)."""
+        self.emit(Status(f"Checksummed {done} of {total} ranges of {disk}"))
+        try:
+            r = self._put(sock + ".sums.progress", f"{done} {total}\n", timeout=30)
+            if r.rc != 0:
+                log.debug(f"progress report for {disk}: exit code {r.rc}")
+        except V2VError as e:
+            log.debug(f"progress report for {disk}: {e}")
+
     def _send(self, disk: str, dest: str, text: str) -> None:
         """Deliver the reply as `dest` on the server (one ssh command: written as .part with a
         0600 mode, renamed when complete), trying again after SEND_RETRIES' waits.  Once they
         are exhausted the server would wait for it in vain: `failure` ends the conversion."""
-        part = shlex.quote(dest + ".part")
-        cmd = f"umask 077 && cat > {part} && mv -f {part} {shlex.quote(dest)}"
         why = ""
         for delay in (*SEND_RETRIES, None):
             if self._stop.is_set():
                 log.debug(f"the conversion ended: the checksums of {disk} are not sent")
                 return
             try:
-                r = self.s.run(cmd, input=text, what="verification")
+                r = self._put(dest, text, timeout=120)
                 if r.rc == 0:
                     return
                 if r.rc < 0:  # killed by a signal: p2v is being cancelled or cleaned up

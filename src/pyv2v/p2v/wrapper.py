@@ -158,7 +158,7 @@ def write_local_files(tmpdir: str, cfg: Config, remote_dir: str, physical_xml: b
         _write(os.path.join(tmpdir, name), redact(r.out + r.err, [cfg.password]))
         optional.append(name)
     _write(os.path.join(tmpdir, "p2v-version"), f"p2v pyv2v {__version__}\n")
-    _write(os.path.join(tmpdir, "p2v-features"), "verify\n")  # PROTOCOL.md §8 (pyv2v servers)
+    _write(os.path.join(tmpdir, "p2v-features"), "verify\n")  # docs/wire.md (pyv2v servers)
     optional += ["p2v-version", "p2v-features"]
     return ([os.path.join(tmpdir, f) for f in REQUIRED_FILES],
             [os.path.join(tmpdir, f) for f in optional])

@@ -12,11 +12,15 @@ is read again.  Retries exhausted → V2VError.  `rate` (ratelimit.py, --bandwid
 reads, CAPPED_CHUNK at a time, on the same path: a capped pull resumes and is verified too.
 Every PROGRESS_EVERY seconds a progress line with the rate and the ETA goes to `notify`.
 
-`verify(...)` is our extension of the p2v protocol (PROTOCOL.md §8): when the client announced
+`verify(...)` is our extension of the p2v protocol (docs/wire.md): when the client announced
 `verify` in REMOTE_DIR/p2v-features, the server writes the chunk list next to the disk's socket
 (`SOCKET.ranges`), prints the VERIFY_LINE stage line that the client watches for, waits for the
 client's sha256 of the same chunks read from its own disk (`SOCKET.sums`), and compares: any
 difference fails the conversion.  Stock clients send no features file: nothing is asked.
+Hashing a large disk takes as long as reading it, so the wait has no fixed cap: the client
+reports progress in `SOCKET.sums.progress` ("DONE TOTAL") and the server fails only after
+VERIFY_SILENCE seconds without news (VERIFY_TIMEOUT, or the time to read the pulled bytes at
+VERIFY_MIN_RATE if longer, before the first news: a client that sends no progress).
 """
 
 from __future__ import annotations
@@ -45,7 +49,9 @@ PROGRESS_EVERY = 10.0
 RETRIES = int(os.environ.get("PYV2V_PULL_RETRIES", "5"))
 BACKOFF = 1.0           # seconds before the first reconnection; doubles each time
 FEATURES_FILE = "p2v-features"
-VERIFY_TIMEOUT = 1800.0
+VERIFY_TIMEOUT = 1800.0   # before the client's first progress report
+VERIFY_SILENCE = float(os.environ.get("PYV2V_VERIFY_SILENCE", "600"))  # between reports
+VERIFY_MIN_RATE = 20 * (1 << 20)  # bytes/s: the slowest disk read the first wait allows for
 VERIFY_LINE = "Verifying {disk}: asking the client for checksums of {n} ranges ({path})"
 
 Notify = Callable[[str], None]
@@ -205,20 +211,44 @@ def client_verifies(sock: str | None) -> bool:
         return False
 
 
+def _progress(path: str) -> tuple[int, int] | None:
+    """The client's last "DONE TOTAL" report, if any (a partial or odd file is no report)."""
+    try:
+        with open(path) as f:
+            done, total = (int(x) for x in f.read().split())
+    except (OSError, ValueError):
+        return None
+    return done, total
+
+
 def verify(sock: str, disk: str, pulled: Pulled, notify: Notify,
-           timeout: float = VERIFY_TIMEOUT) -> int:
-    """Ask the client for its checksums of the pulled chunks and compare; bytes verified."""
-    ranges, sums = sock + ".ranges", sock + ".sums"
+           timeout: float | None = None, silence: float | None = None) -> int:
+    """Ask the client for its checksums of the pulled chunks and compare; bytes verified.
+    Waits `timeout` for the first news from the client (default: VERIFY_TIMEOUT or the time
+    to read the pulled bytes at VERIFY_MIN_RATE), then `silence` (VERIFY_SILENCE) after each
+    progress report."""
+    if timeout is None:
+        timeout = max(VERIFY_TIMEOUT, pulled.moved / VERIFY_MIN_RATE)
+    silence = VERIFY_SILENCE if silence is None else silence
+    ranges, sums, progress = sock + ".ranges", sock + ".sums", sock + ".sums.progress"
     tmp = ranges + ".tmp"
     with open(tmp, "w") as f:
         json.dump({"algorithm": "sha256", "chunks": pulled.chunks}, f)
     os.replace(tmp, ranges)
     notify(VERIFY_LINE.format(disk=disk, n=len(pulled.chunks), path=ranges))
     deadline = time.monotonic() + timeout
+    last: tuple[int, int] | None = None
     while not os.path.exists(sums):
+        if (now := _progress(progress)) is not None and now != last:
+            last = now
+            deadline = time.monotonic() + silence
+            notify(f"Verifying {disk}: the client has checksummed {now[0]} of {now[1]} ranges")
         if time.monotonic() > deadline:
-            raise V2VError(f"verification of {disk}: the client sent no checksums within "
-                           f"{timeout:.0f} s")
+            if last is None:
+                raise V2VError(f"verification of {disk}: the client sent no checksums within "
+                               f"{timeout:.0f} s")
+            raise V2VError(f"verification of {disk}: no word from the client for "
+                           f"{silence:.0f} s (it had checksummed {last[0]} of {last[1]} ranges)")
         time.sleep(0.5)
     try:
         with open(sums) as f:
