@@ -18,9 +18,10 @@ it), trying again a few times; if it cannot be delivered the conversion fails at
 than leave the server waiting for it.  When it starts hashing and every PROGRESS_EVERY seconds
 after, it reports "DONE TOTAL" as SOCKET.sums.progress (best effort): the server waits as long
 as news keeps coming, however large the disk.  The server compares and prints
-"Verified N GiB of DISK"; `verified` sums those for the final summary.  `close()` (the conversion's end, before the
-process-wide cleanup) stops the verification threads: no new ssh is started after it, and the
-threads are joined, so no reply ssh outlives p2v (seen: a retry started after the cleanup).
+"Verified N GiB of DISK"; `verified` sums those for the final summary.  `close()` (the
+conversion's end, before the process-wide cleanup) stops the verification threads: no new ssh
+is started after it, and the threads are joined, so no reply ssh outlives p2v (seen: a retry
+started after the cleanup).
 """
 
 from __future__ import annotations
