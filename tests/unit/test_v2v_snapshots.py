@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from pyv2v.v2v.snapshots import drop_snapshot_roots
 
 
@@ -33,12 +35,17 @@ class FakeG:
         return {"Name": path, "Parent UUID": parent}
 
 
-def test_snapper_snapshot_of_debian_root_dropped() -> None:
+def test_snapper_snapshot_of_debian_root_dropped(capsys: pytest.CaptureFixture[str]) -> None:
     g = FakeG(5, {256: ("@", "-"), 257: ("@home", "-"), 258: ("@snapshots", "-"),
                   259: ("@snapshots/1/snapshot", "1b2c")})
-    roots = ["btrfsvol:/dev/sda2/@", "btrfsvol:/dev/sda2/@snapshots/1/snapshot"]
-    assert drop_snapshot_roots(g, roots) == ["btrfsvol:/dev/sda2/@"]
+    roots = ["btrfsvol:/dev/sdb2/@", "btrfsvol:/dev/sdb2/@snapshots/1/snapshot"]
+    assert drop_snapshot_roots(g, roots) == ["btrfsvol:/dev/sdb2/@"]
     assert g.mounted == []
+    out = capsys.readouterr()
+    said = out.out + out.err
+    assert ("Ignoring the btrfs subvolume @snapshots/1/snapshot: a snapshot of the guest's "
+            "root, not a separate operating system") in said
+    assert "sdb" not in said  # the appliance's device name means nothing to the user
 
 
 def test_default_subvolume_wins_after_a_rollback() -> None:

@@ -69,9 +69,9 @@ def drop_snapshot_roots(g: Any, roots: list[str]) -> list[str]:
             keep = [r for r, path in members if not snapshot.get(path, False)]
         if not keep:
             continue
-        for r, _path in members:
-            if r not in keep:
-                log.message(f"Ignoring {r}: a btrfs snapshot of the guest's root, not a "
-                            "separate operating system")
+        for r, path in members:
+            if r not in keep:  # named by subvolume: `dev` is the appliance's name, not the guest's
+                log.message(f"Ignoring the btrfs subvolume {path}: a snapshot of the guest's "
+                            "root, not a separate operating system")
                 dropped.add(r)
     return [r for r in roots if r not in dropped]
