@@ -32,14 +32,6 @@ class CopyOptions:
     compressed: bool = False         # -oo compressed: qcow2 clusters compressed (qemu-img -c)
 
 
-def parse_rate(text: str) -> int:
-    """'50M' → 52428800; plain numbers are bytes per second."""
-    m = re.fullmatch(r"(\d+)([kKmMgG]?)", text.strip())
-    if not m:
-        raise V2VError(f"--bandwidth {text}: expected a number of bytes/s, e.g. 50M")
-    return int(m.group(1)) * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[m.group(2).lower()]
-
-
 def convert_argv(overlay: str, dst: CopyTarget, opts: CopyOptions = CopyOptions()) -> list[str]:
     argv = ["qemu-img", "convert", "-p", "-W", "-f", "qcow2", "-O", dst.format]
     if dst.create:
