@@ -103,6 +103,7 @@ class Child:
     def __init__(self, argv: list[str], proc: subprocess.Popen[str]) -> None:
         self.argv = argv
         self.proc = proc
+        self.thread = threading.get_ident()  # the thread that started it
 
     @property
     def pid(self) -> int:
@@ -262,6 +263,15 @@ def install_cancel_handlers(sigs: tuple[int, ...] = (signal.SIGINT, signal.SIGTE
 def cancelled() -> str | None:
     """The name of the signal that cancelled this run, if any."""
     return _cancelled[0] if _cancelled else None
+
+
+def terminate_started_by(threads: set[int | None]) -> None:
+    """Terminate the registered children started by these threads (by `threading.get_ident`),
+    e.g. the ssh a worker thread waits on, so that the thread can be joined at once."""
+    with _lock:
+        mine = [c for c in _children if c.thread in threads]
+    for c in mine:
+        c.terminate()
 
 
 def live_children() -> list[Child]:

@@ -82,9 +82,10 @@ class LocalSession:
     """p2v's Session.run executed here by sh; the first `lost` replies fail like a dropped
     ssh connection, so the sender's retries and its final failure can be seen."""
 
-    def __init__(self, lost: int = 0, killed: bool = False) -> None:
+    def __init__(self, lost: int = 0, killed: bool = False, hang: bool = False) -> None:
         self.lost = lost
-        self.killed = killed  # every reply's ssh dies of SIGTERM (p2v's cleanup killed it)
+        self.killed = killed  # every reply's ssh dies of SIGTERM
+        self.hang = hang  # every reply's ssh hangs (a dead link)
         self.sends = 0
         self.reports = 0  # progress reports (not subject to `lost`/`killed`)
 
@@ -100,11 +101,13 @@ class LocalSession:
                 raise V2VError(f"{what}: connection to the conversion server lost")
             if self.killed:
                 cmd = "kill -TERM $$"
+            if self.hang:
+                cmd = "sleep 60"
         return process.run(["sh", "-c", cmd], check=False, input=input)
 
 
-def _client(disk: Path, sock: Path, corrupt: bool = False, lost: int = 0, killed: bool = False
-            ) -> tuple[threading.Thread, p2v_transport.Transport]:
+def _client(disk: Path, sock: Path, corrupt: bool = False, lost: int = 0, killed: bool = False,
+            hang: bool = False) -> tuple[threading.Thread, p2v_transport.Transport]:
     """p2v's side: the real Transport answering the server's verify line for `disk`."""
     if corrupt:  # p2v reads its own disk: a copy with chunk 1 changed stands for corruption
         bad = bytearray(disk.read_bytes())
@@ -112,7 +115,7 @@ def _client(disk: Path, sock: Path, corrupt: bool = False, lost: int = 0, killed
         disk = disk.with_name("disk-as-p2v-reads-it")
         disk.write_bytes(bytes(bad))
     conn = SimpleNamespace(disk=str(disk), remote_socket=str(sock), alive=lambda: True)
-    tr = p2v_transport.Transport(cast(Any, LocalSession(lost, killed)), [cast(Any, conn)],
+    tr = p2v_transport.Transport(cast(Any, LocalSession(lost, killed, hang)), [cast(Any, conn)],
                                  "127.0.0.1", lambda e: None)
 
     def run() -> None:
@@ -143,7 +146,7 @@ def test_verify_exchange(tmp_path: Path, corrupt: bool) -> None:
         assert "Verified 0.00 GiB of sda: identical to the source" in lines[-1]
     t.join(5)
     m = p2v_transport.VERIFY_RE.search(lines[0])  # the line the p2v side reacts to
-    assert m and m.group(2) == str(sock) + ".ranges" and m.group(1) == "sda"
+    assert m and m["path"] == str(sock) + ".ranges" and m["disk"] == "sda" and m["n"] == "5"
 
 
 def test_reply_survives_lost_connections_and_is_owner_only(tmp_path: Path) -> None:
@@ -166,7 +169,7 @@ def test_undeliverable_reply_fails_the_conversion_at_once(tmp_path: Path,
     sock = tmp_path / "sda.sock"
     t, tr = _client(disk, sock, lost=99)
     with pytest.raises(V2VError, match=r"no word from the client for 2 s \(it had "
-                                       r"checksummed 0 of 5 ranges\)"):
+                                       r"checksummed 5 of 5 ranges\)"):
         transfer.verify(str(sock), "sda", _pulled(disk.read_bytes()), print, timeout=2,
                         silence=2)
     t.join(5)
@@ -202,11 +205,14 @@ def test_close_stops_the_reply_retries_at_once(tmp_path: Path,
     assert len(tr.threads) == 1  # a verify line after close starts nothing
 
 
-def test_reply_ssh_killed_by_a_signal_is_not_tried_again(tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    """A reply ssh killed by a signal is p2v's own cancel/cleanup at work, not a lost link:
-    trying again would start an ssh that nothing cleans up."""
+@pytest.mark.parametrize("ours", [True, False])
+def test_reply_ssh_killed_by_a_signal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      ours: bool) -> None:
+    """Killed by p2v's own cancel or cleanup: not tried again (the new ssh would outlive the
+    cleanup).  Killed by anything else (the OOM killer): tried again like a lost link, and the
+    conversion fails once the attempts are spent, rather than leave the server waiting."""
     monkeypatch.setattr(p2v_transport, "SEND_RETRIES", (0.01, 0.01))
+    monkeypatch.setattr(p2v_transport.process, "cancelled", lambda: "SIGTERM" if ours else None)
     disk = tmp_path / "disk"
     disk.write_bytes(bytes(range(20)))
     sock = tmp_path / "sda.sock"
@@ -215,7 +221,32 @@ def test_reply_ssh_killed_by_a_signal_is_not_tried_again(tmp_path: Path,
     t, tr = _client(disk, sock, killed=True)
     t.join(30)
     assert not t.is_alive()
-    assert cast(LocalSession, tr.s).sends == 1 and tr.failure is None
+    if ours:
+        assert cast(LocalSession, tr.s).sends == 1 and tr.failure is None
+    else:
+        assert cast(LocalSession, tr.s).sends == 3 and tr.failure is not None
+        assert "exit code -15" in tr.failure, tr.failure
+
+
+def test_close_kills_a_reply_stuck_on_a_dead_link(tmp_path: Path) -> None:
+    """A cancel on a dead link must not wait for the reply ssh's timeout: after close()'s
+    grace its ssh (here a shell that would hang 60 s) is killed and the thread ends."""
+    disk = tmp_path / "disk"
+    disk.write_bytes(bytes(range(20)))
+    sock = tmp_path / "sda.sock"
+    Path(str(sock) + ".ranges").write_text(json.dumps({"algorithm": "sha256",
+                                                       "chunks": [[0, 4]]}))
+    t, tr = _client(disk, sock, hang=True)
+    session = cast(LocalSession, tr.s)
+    deadline = time.monotonic() + 30
+    while session.sends < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # the hanging "ssh" has started
+    started = time.monotonic()
+    tr.close(grace=0.5)
+    assert not tr.threads[0].is_alive() and time.monotonic() - started < 15
+    assert session.sends == 1 and tr.failure is None
+    t.join(5)
 
 
 class SlowHash:
@@ -234,9 +265,9 @@ class SlowHash:
 def test_slow_checksumming_with_progress_outlasts_the_servers_waits(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Hashing a large disk takes as long as reading it: a fixed wait failed big conversions
-    after the whole pull.  The client takes 3 s here against 1 s waits and still verifies,
+    after the whole pull.  The client takes 6 s here against 3 s waits and still verifies,
     because its progress reports keep the server waiting."""
-    monkeypatch.setattr(p2v_transport, "hashlib", SlowHash(0.1))
+    monkeypatch.setattr(p2v_transport, "hashlib", SlowHash(0.2))
     monkeypatch.setattr(p2v_transport, "PROGRESS_EVERY", 0.2)
     data = bytes(range(120))  # 30 chunks
     disk = tmp_path / "disk"
@@ -244,8 +275,8 @@ def test_slow_checksumming_with_progress_outlasts_the_servers_waits(
     sock = tmp_path / "sda.sock"
     lines: list[str] = []
     t, tr = _client(disk, sock)
-    assert transfer.verify(str(sock), "sda", _pulled(data), lines.append, timeout=1,
-                           silence=1) == 120
+    assert transfer.verify(str(sock), "sda", _pulled(data), lines.append, timeout=3,
+                           silence=3) == 120
     t.join(5)
     assert cast(LocalSession, tr.s).reports >= 3
     news = [ln for ln in lines if "the client has checksummed" in ln]
@@ -255,7 +286,7 @@ def test_slow_checksumming_with_progress_outlasts_the_servers_waits(
 
 def test_client_silent_after_progress_fails_saying_where_it_stopped(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(p2v_transport, "hashlib", SlowHash(0.05, stall_at=10, stall=4.0))
+    monkeypatch.setattr(p2v_transport, "hashlib", SlowHash(0.05, stall_at=10, stall=8.0))
     monkeypatch.setattr(p2v_transport, "PROGRESS_EVERY", 0.1)
     data = bytes(range(120))
     disk = tmp_path / "disk"
@@ -263,9 +294,30 @@ def test_client_silent_after_progress_fails_saying_where_it_stopped(
     sock = tmp_path / "sda.sock"
     t, tr = _client(disk, sock)
     with pytest.raises(V2VError, match=r"verification of sda: no word from the client for "
-                                       r"1 s \(it had checksummed \d of 30 ranges\)"):
-        transfer.verify(str(sock), "sda", _pulled(data), print, timeout=30, silence=1)
+                                       r"2 s \(it had checksummed \d of 30 ranges\)"):
+        transfer.verify(str(sock), "sda", _pulled(data), print, timeout=30, silence=2)
     tr.close(grace=10)
+    t.join(5)
+
+
+def test_a_slow_upload_of_the_sums_is_news_to_the_server(tmp_path: Path) -> None:
+    """A large disk's sums are a large upload: while SOCKET.sums.part grows the server waits
+    (1 s waits here; the upload takes 3 s)."""
+    sock = tmp_path / "sda.sock"
+    data = b"abcdefgh"
+    body = json.dumps({"sums": _pulled(data).sums})
+
+    def upload() -> None:
+        part = Path(str(sock) + ".sums.part")
+        while not Path(str(sock) + ".ranges").exists():
+            time.sleep(0.05)
+        for i in range(1, 11):
+            part.write_text(body[: len(body) * i // 10])
+            time.sleep(0.3)
+        part.rename(str(sock) + ".sums")
+    t = threading.Thread(target=upload, daemon=True)
+    t.start()
+    assert transfer.verify(str(sock), "sda", _pulled(data), print, timeout=1, silence=1) == 8
     t.join(5)
 
 

@@ -47,11 +47,12 @@ FEATURES = "verify\n"
 RETRIES = int(os.environ.get("PYV2V_DATA_RETRIES", "5"))
 BACKOFF = 0.5  # seconds before the first attempt; doubles with each attempt
 SEND_RETRIES = (1.0, 2.0, 4.0, 8.0)  # waits between attempts to deliver the checksums
-CLOSE_GRACE = 30.0  # close() waits this long for a reply in flight to finish
+CLOSE_GRACE = 5.0  # close() lets a reply in flight finish this long, then kills it
 PROGRESS_EVERY = 30.0  # seconds between checksumming progress reports to the server
 STABLE = 60.0  # a connection up this long has recovered: its attempts start again from 1
-VERIFY_RE = re.compile(r"Verifying (\S+): asking the client for checksums of \d+ ranges "
-                       r"\((/\S+\.ranges)\)")
+VERIFY_RE = re.compile(r"Verifying (?P<disk>\S+): asking the client for checksums of "
+                       r"(?P<n>\d+) ranges \((?P<path>/\S+\.ranges)\)")
+SLOWEST = 100_000  # bytes/s: the slowest link an ssh transfer's timeout allows for
 VERIFIED_RE = re.compile(r"Verified (\d+(?:\.\d+)?) GiB of \S+: identical to the source")
 
 
@@ -91,13 +92,18 @@ class Transport:
         self._stop = threading.Event()  # set by close(): verification threads start nothing
 
     def close(self, grace: float = CLOSE_GRACE) -> None:
-        """Stop the verification threads: no ssh is started from now on; wait up to `grace`
-        seconds for those in flight (whatever remains is killed by the process cleanup and,
-        stopped, is not tried again)."""
+        """Stop the verification threads: no ssh is started from now on; those in flight get
+        `grace` seconds to finish (a reply in its last round trip), then are killed, so that
+        a cancel on a dead link does not wait for their timeouts."""
         self._stop.set()
         deadline = time.monotonic() + grace
         for t in self.threads:
             t.join(max(0.0, deadline - time.monotonic()))
+        if alive := {t.ident for t in self.threads if t.is_alive()}:
+            log.debug(f"stopping {len(alive)} verification thread(s) still waiting on ssh")
+            process.terminate_started_by(alive)
+            for t in self.threads:
+                t.join(10)
 
     def summary(self) -> str:
         return f" {self.verified:.2f} GiB verified." if self.verified else ""
@@ -148,7 +154,8 @@ class Transport:
             self.verified += float(m.group(1))
             self.emit(Status(f"{m.group(1)} GiB verified"))
         elif (m := VERIFY_RE.search(line)) and not self._stop.is_set():
-            t = threading.Thread(target=self._answer, args=(m.group(2),), daemon=True,
+            t = threading.Thread(target=self._answer, args=(m["path"], int(m["n"])),
+                                 daemon=True,
                                  name="p2v-verify")
             t.start()
             self.threads.append(t)
@@ -157,7 +164,7 @@ class Transport:
         sock = ranges_path[: -len(".ranges")]
         return next((c for c in self.conns if c.remote_socket == sock), None)
 
-    def _answer(self, ranges_path: str) -> None:
+    def _answer(self, ranges_path: str, n: int) -> None:
         sock = ranges_path[: -len(".ranges")]
         disk = os.path.basename(sock)
         reply: dict[str, object]
@@ -166,7 +173,8 @@ class Transport:
             if conn is None:
                 raise V2VError(f"the server asked about an unknown disk ({ranges_path})")
             disk = conn.disk
-            r = self.s.run(["cat", ranges_path], what="verification")
+            r = self.s.run(["cat", ranges_path], what="verification",
+                           timeout=120 + n * 30 / SLOWEST)  # ~30 bytes of JSON a range
             req = json.loads(r.out)
             if req.get("algorithm") != "sha256":
                 raise V2VError(f"unsupported checksum {req.get('algorithm')!r}")
@@ -178,7 +186,9 @@ class Transport:
             reply = {"error": str(e)}
         except Exception as e:  # noqa: BLE001 - the server must hear back, whatever happened
             reply = {"error": f"internal error: {e!r}"}
-        self._send(disk, sock + ".sums", json.dumps(reply))
+        sums = reply.get("sums")
+        self._send(disk, sock + ".sums", json.dumps(reply),
+                   len(sums) if isinstance(sums, list) else None)
 
     def _put(self, dest: str, text: str, timeout: float) -> process.Result:
         """Write `text` as `dest` on the server: one ssh command writes .part (mode 0600) and
@@ -198,21 +208,24 @@ class Transport:
         except V2VError as e:
             log.debug(f"progress report for {disk}: {e}")
 
-    def _send(self, disk: str, dest: str, text: str) -> None:
+    def _send(self, disk: str, dest: str, text: str, total: int | None = None) -> None:
         """Deliver the reply as `dest` on the server (one ssh command: written as .part with a
         0600 mode, renamed when complete), trying again after SEND_RETRIES' waits.  Once they
         are exhausted the server would wait for it in vain: `failure` ends the conversion."""
         why = ""
-        for delay in (*SEND_RETRIES, None):
+        for attempt, delay in enumerate((*SEND_RETRIES, None)):
             if self._stop.is_set():
                 log.debug(f"the conversion ended: the checksums of {disk} are not sent")
                 return
+            if attempt and total is not None:  # the server's wait restarts with each news
+                self._progress(dest[: -len(".sums")], disk, total, total)
             try:
-                r = self._put(dest, text, timeout=120)
+                r = self._put(dest, text, timeout=120 + len(text) / SLOWEST)
                 if r.rc == 0:
                     return
-                if r.rc < 0:  # killed by a signal: p2v is being cancelled or cleaned up
-                    log.debug(f"sending the checksums of {disk}: ssh killed (signal {-r.rc})")
+                if r.rc < 0 and (self._stop.is_set() or process.cancelled()):
+                    log.debug(f"sending the checksums of {disk}: ssh killed (signal {-r.rc}) "
+                              "by p2v's own cancel or cleanup")
                     return
                 why = r.err.strip().splitlines()[-1] if r.err.strip() else f"exit code {r.rc}"
             except V2VError as e:

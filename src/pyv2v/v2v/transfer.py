@@ -18,14 +18,16 @@ Every PROGRESS_EVERY seconds a progress line with the rate and the ETA goes to `
 client's sha256 of the same chunks read from its own disk (`SOCKET.sums`), and compares: any
 difference fails the conversion.  Stock clients send no features file: nothing is asked.
 Hashing a large disk takes as long as reading it, so the wait has no fixed cap: the client
-reports progress in `SOCKET.sums.progress` ("DONE TOTAL") and the server fails only after
-VERIFY_SILENCE seconds without news (VERIFY_TIMEOUT, or the time to read the pulled bytes at
+reports progress in `SOCKET.sums.progress` ("DONE TOTAL"; the upload of the sums themselves,
+`SOCKET.sums.part` growing, is news too) and the server fails only after VERIFY_SILENCE seconds
+without news (VERIFY_TIMEOUT, or the time to read the pulled bytes at
 VERIFY_MIN_RATE if longer, before the first news: a client that sends no progress).
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import json
 import os
@@ -238,11 +240,16 @@ def verify(sock: str, disk: str, pulled: Pulled, notify: Notify,
     notify(VERIFY_LINE.format(disk=disk, n=len(pulled.chunks), path=ranges))
     deadline = time.monotonic() + timeout
     last: tuple[int, int] | None = None
+    uploaded = -1  # bytes of SOCKET.sums.part seen: a large reply arriving slowly is news too
     while not os.path.exists(sums):
         if (now := _progress(progress)) is not None and now != last:
             last = now
             deadline = time.monotonic() + silence
             notify(f"Verifying {disk}: the client has checksummed {now[0]} of {now[1]} ranges")
+        with contextlib.suppress(OSError):
+            if (size := os.stat(sums + ".part").st_size) != uploaded:
+                uploaded = size
+                deadline = time.monotonic() + silence
         if time.monotonic() > deadline:
             if last is None:
                 raise V2VError(f"verification of {disk}: the client sent no checksums within "
