@@ -1,8 +1,9 @@
 """`-i libvirt -ic URI NAME` against a real private libvirtd (pyv2v_harness.libvirtd).
 
-One conversion proves the input and the UEFI path of `-o libvirt` together: a shut-off domain
-on the cached debian12-uefi fixture (OVMF loader + NVRAM template) is converted from that
-libvirtd into a pool of the same libvirtd, then the converted domain is started through libvirt
+One conversion proves the input and the UEFI and `-of qcow2` paths of `-o libvirt` together: a
+shut-off domain on the cached debian12-uefi fixture (OVMF loader + NVRAM template) is converted
+from that libvirtd into a qcow2 volume in a pool of the same libvirtd (test_v2v_libvirt_output.py
+covers the default raw volume), then the converted domain is started through libvirt
 and must reach a login prompt with its network up.  The source domain's NIC is on network
 "default", which the private daemon does not have: the define succeeds with one warning.
 Cheap refusals (no conversion): unknown domain, paused and running domains, unreachable URI,
@@ -12,6 +13,7 @@ a pool volume to its path.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -155,7 +157,8 @@ def converted(daemon: libvirtd.Libvirtd, debian12_uefi: Path) -> UefiConversion:
     before = sha256_file(debian12_uefi)
     start = time.monotonic()
     res = run_v2v("-i", "libvirt", "-ic", daemon.uri, "deb12uefi", "-on", "deb12uefi-kvm",
-                  "-o", "libvirt", "-oc", daemon.uri, "-os", "converted", timeout=1800)
+                  "-o", "libvirt", "-oc", daemon.uri, "-os", "converted", "-of", "qcow2",
+                  timeout=1800)
     took = time.monotonic() - start
     print(f"\nv2v -i libvirt -o libvirt: rc={res.returncode} in {took:.0f} s\n{res.stdout}\n"
           f"{res.stderr[-3000:]}")
@@ -169,7 +172,7 @@ def converted(daemon: libvirtd.Libvirtd, debian12_uefi: Path) -> UefiConversion:
 
 
 @pytest.mark.slow
-def test_uefi_domain_converted_into_pool(daemon: libvirtd.Libvirtd,
+def test_uefi_domain_converted_into_pool(daemon: libvirtd.Libvirtd, debian12_uefi: Path,
                                          converted: UefiConversion) -> None:
     assert converted.rc == 0, converted.stderr[-2000:]
     assert converted.sha[0] == converted.sha[1], "the source disk was written"
@@ -182,14 +185,22 @@ def test_uefi_domain_converted_into_pool(daemon: libvirtd.Libvirtd,
         pool = conn.storagePoolLookupByName("converted")
         pool.refresh(0)
         assert pool.listVolumes() == ["deb12uefi-kvm-sda"]
-        vol_path = pool.storageVolLookupByName("deb12uefi-kvm-sda").path()
+        vol = pool.storageVolLookupByName("deb12uefi-kvm-sda")
+        vol_path = vol.path()
+        vol_format = etree.fromstring(vol.XMLDesc(0).encode()).find("./target/format")
         root = etree.fromstring(conn.lookupByName("deb12uefi-kvm").XMLDesc(0).encode())
         assert not conn.lookupByName("deb12uefi").isActive()
     finally:
         conn.close()
+    assert vol_format is not None and vol_format.get("type") == "qcow2"
+    info = json.loads(subprocess.run(["qemu-img", "info", "-U", "--output=json", vol_path],
+                                     check=True, capture_output=True, text=True).stdout)
+    assert info["format"] == "qcow2" and "backing-filename" not in info, info
+    assert info["format-specific"]["data"]["compat"] == "1.1", info  # as -o local writes it
+    assert info["virtual-size"] == os.stat(debian12_uefi).st_size
     st = os.stat(vol_path)
     assert st.st_mode & 0o777 == 0o600
-    assert st.st_blocks * 512 < st.st_size / 2, "the volume was not written sparse"
+    assert info["actual-size"] < info["virtual-size"] / 2, "the volume was not written sparse"
     assert root.get("type") == ("kvm" if accel.detect().name == "kvm" else "qemu")
     loader = root.find("./os/loader")
     assert loader is not None and loader.text == OVMF_CODE and loader.get("type") == "pflash"
@@ -197,6 +208,7 @@ def test_uefi_domain_converted_into_pool(daemon: libvirtd.Libvirtd,
     assert nvram is not None and nvram.get("template") == OVMF_VARS
     disk = root.find("./devices/disk[@device='disk']")
     assert disk is not None and disk.find("source").get("file") == vol_path
+    assert disk.find("driver").get("type") == "qcow2"
     assert disk.find("target").get("bus") == "virtio"
     nic = root.find("./devices/interface")
     assert nic is not None and nic.find("mac").get("address") == MAC

@@ -10,6 +10,7 @@ Each test checks that nothing is left defined or allocated.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -262,3 +263,35 @@ def test_domain_boots_through_libvirt_with_network(daemon: libvirtd.Libvirtd,
     assert res.outcome == "login", f"{res}"
     assert res.net_up, f"markers: {res.markers}; see {res.console_log}"
 
+
+
+@pytest.mark.parametrize("preallocate", [False, True])
+def test_qcow2_volume_is_compat_1_1_and_preallocated_on_request(daemon: libvirtd.Libvirtd,
+                                                                preallocate: bool) -> None:
+    """`-of qcow2` (`-oa preallocated`) volumes, made by the real libvirtd's storage driver:
+    qcow2 1.1 as `-o local` writes it (libvirt's own default is 0.10), metadata preallocated
+    only when asked (libvirt ignores <allocation> for qcow2 without the flag)."""
+    from pyv2v.v2v.outputs.libvirt import VolumeDestination
+
+    conn = daemon.connect()
+    try:
+        pool = conn.storagePoolLookupByName("default")
+        dest = VolumeDestination(pool, str(pool_dir(daemon)), f"q-{preallocate}", "qcow2",
+                                 preallocate)
+        dest.create(64 << 20)
+        try:
+            info = json.loads(subprocess.run(
+                ["qemu-img", "info", "-U", "--output=json", dest.location], check=True,
+                capture_output=True, text=True).stdout)
+            extents = json.loads(subprocess.run(
+                ["qemu-img", "map", "-U", "--output=json", dest.location], check=True,
+                capture_output=True, text=True).stdout)
+        finally:
+            dest.abort()
+    finally:
+        conn.close()
+    assert info["format"] == "qcow2" and info["virtual-size"] == 64 << 20
+    assert info["format-specific"]["data"]["compat"] == "1.1", info
+    mapped = sum(e["length"] for e in extents if "offset" in e)  # clusters with a host offset
+    assert mapped == (64 << 20 if preallocate else 0), extents
+    assert_nothing_left(daemon)

@@ -164,7 +164,7 @@ def _pyv2v_imports(path: Path, pkg_root: Path) -> set[str]:
     return found
 
 
-ENTRY_POINTS = ("p2v/cli.py", "p2v/tui/app.py")
+ENTRY_POINTS = ("p2v/cli.py", "p2v/tui/__init__.py", "p2v/tui/app.py")  # tui: by name
 
 
 def unshipped_imports() -> tuple[list[str], int]:
@@ -180,13 +180,14 @@ def unshipped_imports() -> tuple[list[str], int]:
         if f in seen:
             continue
         seen.add(f)
+        rel = f.relative_to(pkg_root)
+        if str(rel) not in shipped:
+            missing.add(str(rel))
+        # importing a module runs its packages' __init__ first
+        todo += [pkg_root / d / "__init__.py" for d in rel.parents]
         for mod in _pyv2v_imports(f, pkg_root):
-            for cand in (pkg_root / f"{mod}.py", pkg_root / mod / "__init__.py"):
-                if cand.is_file():
-                    rel = str(cand.relative_to(pkg_root))
-                    if rel not in shipped:
-                        missing.add(rel)
-                    todo.append(cand)
+            todo += [c for c in (pkg_root / f"{mod}.py", pkg_root / mod / "__init__.py")
+                     if c.is_file()]
     return sorted(missing), len(seen)
 
 

@@ -84,13 +84,18 @@ class VolumeDestination(Destination):
     def create(self, size: int) -> None:
         lv = libvirt_module()
         alloc = size if self.preallocate else 0
+        qcow2 = self.format == "qcow2"
+        # qcow2 as -o local writes it (compat 1.1: libvirt's default is 0.10); preallocation
+        # of a qcow2 volume is metadata only, and libvirt does it only when asked by flag
         xml = (f"<volume><name>{escape(self.name)}</name>"
                f"<capacity unit='bytes'>{size}</capacity>"
                f"<allocation unit='bytes'>{alloc}</allocation>"
                f"<target><format type='{self.format}'/>"
-               "<permissions><mode>0600</mode></permissions></target></volume>")
+               + ("<compat>1.1</compat>" if qcow2 else "")
+               + "<permissions><mode>0600</mode></permissions></target></volume>")
+        flags = lv.VIR_STORAGE_VOL_CREATE_PREALLOC_METADATA if qcow2 and self.preallocate else 0
         try:
-            self.vol = self.pool.createXML(xml, 0)
+            self.vol = self.pool.createXML(xml, flags)
             self.location = self.vol.path()
         except lv.libvirtError as e:
             raise V2VError(f"-o libvirt: cannot create volume {self.name} in pool "
