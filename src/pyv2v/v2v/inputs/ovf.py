@@ -3,7 +3,7 @@
 Pure parsing, no file access beyond the text given: the OVF is untrusted XML and goes through
 the same safe parser as libvirt XML (no entities, no DTD, no network; a DOCTYPE is refused).
 Elements are matched by local name inside the hardware section, so the VMware (`vmw:`) and
-VirtualBox (`vbox:`) dialects and exports with unusual prefixes read the same.
+VirtualBox (`vbox:`) dialects and exports with unusual prefixes read the same (ovf_xml.py).
 
 What is read, as the reference converter reads it (input/OVF.ml), plus what it leaves out:
 name; vCPUs (ResourceType 3) and vmw:CoresPerSocket; memory (ResourceType 4) in its
@@ -28,6 +28,7 @@ from lxml import etree
 
 from ...errors import V2VError
 from ...libvirt_xml import parse
+from . import ovf_xml as x
 
 OVF_NS = "http://schemas.dmtf.org/ovf/envelope/1"
 VMW_NS = "http://www.vmware.com/schema/ovf"
@@ -82,42 +83,6 @@ class OvfMachine:
     tpm: bool = False          # a vTPM item (vmware.vtpm) or VirtualBox <TrustedPlatformModule>
 
 
-def _local(el: etree._Element) -> str:
-    tag = el.tag
-    return etree.QName(tag).localname if isinstance(tag, str) else ""
-
-
-def _kids(el: etree._Element, name: str) -> list[etree._Element]:
-    return [c for c in el if _local(c) == name]
-
-
-def _first(el: etree._Element, name: str) -> etree._Element | None:
-    return next(iter(_kids(el, name)), None)
-
-
-def _text(el: etree._Element, name: str) -> str | None:
-    c = _first(el, name)
-    t = (c.text or "").strip() if c is not None else ""
-    return t or None
-
-
-def _attr(el: etree._Element, name: str) -> str | None:
-    """An attribute by local name in any namespace (ovf:href, href …)."""
-    for k, v in el.attrib.items():
-        if etree.QName(k).localname == name:
-            return str(v)
-    return None
-
-
-def _int(text: str | None, what: str) -> int | None:
-    if text is None:
-        return None
-    try:
-        return int(text.strip())
-    except ValueError:
-        raise V2VError(f"OVF: {what} is not a number: {text[:40]!r}") from None
-
-
 def memory_bytes(quantity: int, units: str | None) -> int:
     """rasd:VirtualQuantity in rasd:AllocationUnits → bytes (MiB when no unit is given)."""
     if not units:
@@ -150,73 +115,74 @@ def _format(url: str | None) -> tuple[str | None, str | None]:
 def parse_ovf(text: bytes | str, what: str = "OVF") -> OvfMachine:
     """Parse an OVF document; a one-line V2VError for anything unusable."""
     root = parse(text, what=what)
-    if _local(root) != "Envelope":
-        raise V2VError(f"{what}: not an OVF descriptor (root element <{_local(root)}>)")
-    vs = _first(root, "VirtualSystem")
+    if x.local(root) != "Envelope":
+        raise V2VError(f"{what}: not an OVF descriptor (root element <{x.local(root)}>)")
+    vs = x.first(root, "VirtualSystem")
     if vs is None:
-        vcol = _first(root, "VirtualSystemCollection")
-        vs = _first(vcol, "VirtualSystem") if vcol is not None else None
+        vcol = x.first(root, "VirtualSystemCollection")
+        vs = x.first(vcol, "VirtualSystem") if vcol is not None else None
     if vs is None:
         raise V2VError(f"{what}: no <VirtualSystem> in the OVF")
-    hw = _first(vs, "VirtualHardwareSection")
+    hw = x.first(vs, "VirtualHardwareSection")
     if hw is None:
         raise V2VError(f"{what}: no <VirtualHardwareSection> in the OVF")
-    items = _kids(hw, "Item") + _kids(hw, "StorageItem") + _kids(hw, "EthernetPortItem")
+    items = x.kids(hw, "Item") + x.kids(hw, "StorageItem") + x.kids(hw, "EthernetPortItem")
     if len(items) > MAX_COUNT:
         raise V2VError(f"{what}: too many hardware items ({len(items)})")
     by_type: dict[int, list[etree._Element]] = {}
     by_id: dict[str, etree._Element] = {}
     for it in items:
-        rt = _int(_text(it, "ResourceType"), "rasd:ResourceType")
+        rt = x.number(x.text(it, "ResourceType"), "rasd:ResourceType")
         if rt is not None:
             by_type.setdefault(rt, []).append(it)
-        iid = _text(it, "InstanceID")
+        iid = x.text(it, "InstanceID")
         if iid is not None:
             by_id[iid] = it
     vbox = vs.find(f"{{{VBOX_NS}}}Machine")
-    system_type = " ".join(_text(s, "VirtualSystemType") or "" for s in _kids(hw, "System"))
+    system_type = " ".join(x.text(s, "VirtualSystemType") or "" for s in x.kids(hw, "System"))
     dialect = ("virtualbox" if vbox is not None or "virtualbox" in system_type.lower()
                else "vmware" if root.find(f".//{{{VMW_NS}}}*") is not None
                or "vmx-" in system_type else "ovf")
 
-    name = _text(vs, "Name") or _attr(vs, "id")
+    name = x.text(vs, "Name") or x.attr(vs, "id")
     cpu = next(iter(by_type.get(3, [])), None)
-    vcpus = (_int(_text(cpu, "VirtualQuantity"), "vCPU count") if cpu is not None else None) or 1
+    vcpus = (x.number(x.text(cpu, "VirtualQuantity"), "vCPU count")
+             if cpu is not None else None) or 1
     if not 1 <= vcpus <= 4096:
         raise V2VError(f"{what}: unusable number of vCPUs {vcpus}")
-    cps = _int(_text(cpu, "CoresPerSocket"), "vmw:CoresPerSocket") if cpu is not None else None
+    cps = x.number(x.text(cpu, "CoresPerSocket"), "vmw:CoresPerSocket") if cpu is not None else None
     if cps is not None and (cps <= 0 or vcpus % cps):
         cps = None  # as the reference: an invalid topology is ignored
     mem = next(iter(by_type.get(4, [])), None)
     memory = 2**30
     if mem is not None:
-        q = _int(_text(mem, "VirtualQuantity"), "memory VirtualQuantity")
+        q = x.number(x.text(mem, "VirtualQuantity"), "memory VirtualQuantity")
         if q is not None:
-            memory = memory_bytes(q, _text(mem, "AllocationUnits"))
+            memory = memory_bytes(q, x.text(mem, "AllocationUnits"))
     if memory <= 0:
         raise V2VError(f"{what}: unusable memory size {memory}")
 
-    config = {(_attr(c, "key") or ""): (_attr(c, "value") or "") for c in _kids(hw, "Config")}
+    config = {(x.attr(c, "key") or ""): (x.attr(c, "value") or "") for c in x.kids(hw, "Config")}
     firmware = {"efi": "uefi", "bios": "bios"}.get(config.get("firmware", "").lower(), "unknown")
     if vbox is not None:
-        fw = next((e for e in vbox.iter() if _local(e) == "Firmware"), None)
+        fw = next((e for e in vbox.iter() if x.local(e) == "Firmware"), None)
         if fw is not None:
             firmware = "uefi" if (fw.get("type") or "").upper().startswith("EFI") else "bios"
         elif firmware == "unknown":
             firmware = "bios"
     secure = any(config.get(k, "").lower() == "true" for k in SECURE_BOOT_KEYS)
     tpm = config.get("vtpm.present", "").lower() == "true" or any(
-        (_text(it, "ResourceSubType") or "").lower() == "vmware.vtpm" for it in items)
+        (x.text(it, "ResourceSubType") or "").lower() == "vmware.vtpm" for it in items)
     if vbox is not None:
-        tpm = tpm or any(_local(e) == "TrustedPlatformModule"
+        tpm = tpm or any(x.local(e) == "TrustedPlatformModule"
                          and (e.get("type") or "none").lower() != "none" for e in vbox.iter())
 
     disks = _disks(root, by_type.get(17, []), by_id, items, what)
     removables = tuple(
-        OvfRemovable(kind="floppy" if _int(_text(it, "ResourceType"), "") == 14 else "cdrom",
+        OvfRemovable(kind="floppy" if x.number(x.text(it, "ResourceType"), "") == 14 else "cdrom",
                      controller=_controller(it, by_id),
-                     slot=_int(_text(it, "AddressOnParent"), "rasd:AddressOnParent"))
-        for it in items if _int(_text(it, "ResourceType"), "") in (14, 15, 16))
+                     slot=x.number(x.text(it, "AddressOnParent"), "rasd:AddressOnParent"))
+        for it in items if x.number(x.text(it, "ResourceType"), "") in (14, 15, 16))
     return OvfMachine(name=name, dialect=dialect, memory=memory, vcpus=vcpus,
                       cores_per_socket=cps, firmware=firmware, secure_boot=secure,
                       disks=disks, removables=removables,
@@ -224,12 +190,12 @@ def parse_ovf(text: bytes | str, what: str = "OVF") -> OvfMachine:
 
 
 def _controller(item: etree._Element, by_id: dict[str, etree._Element]) -> str | None:
-    parent = _text(item, "Parent")
+    parent = x.text(item, "Parent")
     ctl = by_id.get(parent) if parent is not None else None
     if ctl is None:
         return None
-    kind = CONTROLLERS.get(_int(_text(ctl, "ResourceType"), "controller ResourceType") or 0)
-    if "nvme" in (_text(ctl, "ResourceSubType") or "").lower():
+    kind = CONTROLLERS.get(x.number(x.text(ctl, "ResourceType"), "controller ResourceType") or 0)
+    if "nvme" in (x.text(ctl, "ResourceSubType") or "").lower():
         kind = "nvme"
     return kind
 
@@ -238,15 +204,15 @@ def _disks(root: etree._Element, items: list[etree._Element],
            by_id: dict[str, etree._Element], all_items: list[etree._Element],
            what: str) -> tuple[OvfDisk, ...]:
     files = {}
-    refs = _first(root, "References")
-    for fe in _kids(refs, "File") if refs is not None else []:
-        files[_attr(fe, "id") or ""] = fe
-    ds = _first(root, "DiskSection")
-    disk_defs = {(_attr(d, "diskId") or ""): d for d in (_kids(ds, "Disk") if ds is not None
+    refs = x.first(root, "References")
+    for fe in x.kids(refs, "File") if refs is not None else []:
+        files[x.attr(fe, "id") or ""] = fe
+    ds = x.first(root, "DiskSection")
+    disk_defs = {(x.attr(d, "diskId") or ""): d for d in (x.kids(ds, "Disk") if ds is not None
                                                          else [])}
     keyed = []
     for n, it in enumerate(items):
-        res = _text(it, "HostResource") or ""
+        res = x.text(it, "HostResource") or ""
         m = re.match(r"^(?:ovf:)?/(disk|file)/(.+)$", res)
         if not m:
             raise V2VError(f"{what}: cannot parse disk rasd:HostResource {res[:60]!r}")
@@ -255,29 +221,29 @@ def _disks(root: etree._Element, items: list[etree._Element],
             d = disk_defs.get(m.group(2))
             if d is None:
                 raise V2VError(f"{what}: disk {m.group(2)!r} is not in the DiskSection")
-            file_id = _attr(d, "fileRef")
+            file_id = x.attr(d, "fileRef")
             if not file_id:
                 raise V2VError(f"{what}: disk {m.group(2)!r} has no file (an empty disk is "
                                "not supported)")
-            fmt_url = _attr(d, "format")
+            fmt_url = x.attr(d, "format")
         else:
             file_id = m.group(2)
         f = files.get(file_id)
-        href = _attr(f, "href") if f is not None else None
+        href = x.attr(f, "href") if f is not None else None
         if f is None or not href:
             raise V2VError(f"{what}: no <File ovf:href> for file id {file_id!r}")
-        comp = (_attr(f, "compression") or "identity").lower()
+        comp = (x.attr(f, "compression") or "identity").lower()
         if comp not in ("identity", "gzip"):
             raise V2VError(f"{what}: unsupported compression {comp[:20]!r} of {href}")
-        if _attr(f, "chunkSize"):
+        if x.attr(f, "chunkSize"):
             raise V2VError(f"{what}: chunked disk files (ovf:chunkSize) are not supported: "
                            f"{href}")
         fmt, sub = _format(fmt_url)
         ctl = _controller(it, by_id)
-        parent = by_id.get(_text(it, "Parent") or "")
-        bus = _int(_text(parent, "Address"), "controller rasd:Address") \
+        parent = by_id.get(x.text(it, "Parent") or "")
+        bus = x.number(x.text(parent, "Address"), "controller rasd:Address") \
             if parent is not None else None
-        addr = _int(_text(it, "AddressOnParent"), "rasd:AddressOnParent")
+        addr = x.number(x.text(it, "AddressOnParent"), "rasd:AddressOnParent")
         disk = OvfDisk(href=href, compressed=comp == "gzip", format=fmt, subformat=sub,
                        controller=ctl, address=addr)
         keyed.append(((CONTROLLER_RANK.get(ctl or "", 4), bus if bus is not None else -1,
@@ -290,7 +256,7 @@ def _vbox_macs(vbox: etree._Element | None) -> list[str]:
     if vbox is None:
         return []
     macs = []
-    for ad in (e for e in vbox.iter() if _local(e) == "Adapter"):
+    for ad in (e for e in vbox.iter() if x.local(e) == "Adapter"):
         if (ad.get("enabled") or "true").lower() != "true":
             continue
         raw = re.sub(r"[^0-9A-Fa-f]", "", ad.get("MACAddress") or "")
@@ -303,11 +269,11 @@ def _nics(items: list[etree._Element], vbox: etree._Element | None) -> tuple[Ovf
     vmacs = _vbox_macs(vbox)
     nics = []
     for i, it in enumerate(items):
-        conn = _text(it, "Connection")
-        mac = _text(it, "Address") or (vmacs[i] if i < len(vmacs) else "") or None
+        conn = x.text(it, "Connection")
+        mac = x.text(it, "Address") or (vmacs[i] if i < len(vmacs) else "") or None
         if mac and not re.fullmatch(r"(?:[0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}", mac):
             mac = None  # not a MAC (some exports put other things there)
-        model = _text(it, "ResourceSubType")
+        model = x.text(it, "ResourceSubType")
         nics.append(OvfNic(mac=mac.replace("-", ":").lower() if mac else None,
                            network=conn or f"eth{i}",
                            vnet_type="bridge" if conn else "network",
