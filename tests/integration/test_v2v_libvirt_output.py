@@ -294,4 +294,5 @@ def test_qcow2_volume_is_compat_1_1_and_preallocated_on_request(daemon: libvirtd
     assert info["format-specific"]["data"]["compat"] == "1.1", info
     mapped = sum(e["length"] for e in extents if "offset" in e)  # clusters with a host offset
     assert mapped == (64 << 20 if preallocate else 0), extents
-    assert_nothing_left(daemon)
+    assert f"q-{preallocate}" not in pool_volumes(daemon)  # abort() deleted it (the module's
+    assert not os.path.exists(dest.location)                 # conversion may be defined here)
