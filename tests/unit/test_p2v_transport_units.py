@@ -129,6 +129,16 @@ def _client(disk: Path, sock: Path, corrupt: bool = False, lost: int = 0, killed
     return t, tr
 
 
+def _asked(tmp_path: Path) -> tuple[Path, Path]:
+    """A 20-byte disk and the server's request for one range of it (SOCKET.ranges written)."""
+    disk = tmp_path / "disk"
+    disk.write_bytes(bytes(range(20)))
+    sock = tmp_path / "sda.sock"
+    Path(str(sock) + ".ranges").write_text(json.dumps({"algorithm": "sha256",
+                                                       "chunks": [[0, 4]]}))
+    return disk, sock
+
+
 @pytest.mark.parametrize("corrupt", [False, True])
 def test_verify_exchange(tmp_path: Path, corrupt: bool) -> None:
     data = bytes(range(20))
@@ -185,11 +195,7 @@ def test_close_stops_the_reply_retries_at_once(tmp_path: Path,
     close() stops it, nothing more is sent, and no thread (nor its ssh) outlives close().
     Seen in CI: a reply ssh started after p2v's cleanup was left running after p2v exited."""
     monkeypatch.setattr(p2v_transport, "SEND_RETRIES", (30.0, 30.0))
-    disk = tmp_path / "disk"
-    disk.write_bytes(bytes(range(20)))
-    sock = tmp_path / "sda.sock"
-    Path(str(sock) + ".ranges").write_text(json.dumps({"algorithm": "sha256",
-                                                       "chunks": [[0, 4]]}))
+    disk, sock = _asked(tmp_path)
     t, tr = _client(disk, sock, lost=99)
     session = cast(LocalSession, tr.s)
     deadline = time.monotonic() + 30
@@ -213,11 +219,7 @@ def test_reply_ssh_killed_by_a_signal(tmp_path: Path, monkeypatch: pytest.Monkey
     conversion fails once the attempts are spent, rather than leave the server waiting."""
     monkeypatch.setattr(p2v_transport, "SEND_RETRIES", (0.01, 0.01))
     monkeypatch.setattr(p2v_transport.process, "cancelled", lambda: "SIGTERM" if ours else None)
-    disk = tmp_path / "disk"
-    disk.write_bytes(bytes(range(20)))
-    sock = tmp_path / "sda.sock"
-    Path(str(sock) + ".ranges").write_text(json.dumps({"algorithm": "sha256",
-                                                       "chunks": [[0, 4]]}))
+    disk, sock = _asked(tmp_path)
     t, tr = _client(disk, sock, killed=True)
     t.join(30)
     assert not t.is_alive()
@@ -231,11 +233,7 @@ def test_reply_ssh_killed_by_a_signal(tmp_path: Path, monkeypatch: pytest.Monkey
 def test_close_kills_a_reply_stuck_on_a_dead_link(tmp_path: Path) -> None:
     """A cancel on a dead link must not wait for the reply ssh's timeout: after close()'s
     grace its ssh (here a shell that would hang 60 s) is killed and the thread ends."""
-    disk = tmp_path / "disk"
-    disk.write_bytes(bytes(range(20)))
-    sock = tmp_path / "sda.sock"
-    Path(str(sock) + ".ranges").write_text(json.dumps({"algorithm": "sha256",
-                                                       "chunks": [[0, 4]]}))
+    disk, sock = _asked(tmp_path)
     t, tr = _client(disk, sock, hang=True)
     session = cast(LocalSession, tr.s)
     deadline = time.monotonic() + 30
