@@ -20,8 +20,8 @@ after, it reports "DONE TOTAL" as SOCKET.sums.progress (best effort): the server
 as news keeps coming, however large the disk.  The server compares and prints
 "Verified N GiB of DISK"; `verified` sums those for the final summary.  `close()` (the
 conversion's end, before the process-wide cleanup) stops the verification threads: no new ssh
-is started after it, and the threads are joined, so no reply ssh outlives p2v (seen: a retry
-started after the cleanup).
+is started after it, a reply in flight gets CLOSE_GRACE seconds and then its ssh is killed, and
+the threads are joined, so no reply ssh outlives p2v (seen: a retry started after the cleanup).
 """
 
 from __future__ import annotations
@@ -155,8 +155,7 @@ class Transport:
             self.emit(Status(f"{m.group(1)} GiB verified"))
         elif (m := VERIFY_RE.search(line)) and not self._stop.is_set():
             t = threading.Thread(target=self._answer, args=(m["path"], int(m["n"])),
-                                 daemon=True,
-                                 name="p2v-verify")
+                                 daemon=True, name="p2v-verify")
             t.start()
             self.threads.append(t)
 
