@@ -319,6 +319,31 @@ def test_a_slow_upload_of_the_sums_is_news_to_the_server(tmp_path: Path) -> None
     t.join(5)
 
 
+def test_a_repeated_report_is_news_to_the_server(tmp_path: Path) -> None:
+    """Before each new attempt to send the sums the client reports "TOTAL TOTAL" again, the
+    same text: each such report (a new file renamed over the last, as p2v writes it) keeps the
+    server waiting (1 s waits here; the retries take 3 s)."""
+    sock = tmp_path / "sda.sock"
+    data = b"abcdefgh"
+    lines: list[str] = []
+
+    def retrying_client() -> None:
+        while not Path(str(sock) + ".ranges").exists():
+            time.sleep(0.05)
+        for _ in range(10):
+            part = Path(str(sock) + ".sums.progress.part")
+            part.write_text("2 2\n")
+            part.rename(str(sock) + ".sums.progress")
+            time.sleep(0.3)
+        Path(str(sock) + ".sums").write_text(json.dumps({"sums": _pulled(data).sums}))
+    t = threading.Thread(target=retrying_client, daemon=True)
+    t.start()
+    assert transfer.verify(str(sock), "sda", _pulled(data), lines.append, timeout=1,
+                           silence=1) == 8
+    t.join(5)
+    assert sum("the client has checksummed 2 of 2" in ln for ln in lines) == 1, lines
+
+
 def test_first_wait_allows_for_reading_the_pulled_bytes(monkeypatch: pytest.MonkeyPatch,
                                                         tmp_path: Path) -> None:
     """A client that reports no progress (older pyv2v media) gets VERIFY_TIMEOUT or the time

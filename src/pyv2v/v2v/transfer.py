@@ -213,14 +213,18 @@ def client_verifies(sock: str | None) -> bool:
         return False
 
 
-def _progress(path: str) -> tuple[int, int] | None:
-    """The client's last "DONE TOTAL" report, if any (a partial or odd file is no report)."""
+def _progress(path: str) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """The client's last "DONE TOTAL" report and the identity of the file that holds it, if
+    any (a partial or odd file is no report).  Each report is a new file (written, then
+    renamed over the last): a repeated report, e.g. before each new attempt to send the sums,
+    is news although its text is the same."""
     try:
         with open(path) as f:
+            st = os.fstat(f.fileno())
             done, total = (int(x) for x in f.read().split())
     except (OSError, ValueError):
         return None
-    return done, total
+    return (done, total), (st.st_ino, st.st_mtime_ns)
 
 
 def verify(sock: str, disk: str, pulled: Pulled, notify: Notify,
@@ -240,12 +244,16 @@ def verify(sock: str, disk: str, pulled: Pulled, notify: Notify,
     notify(VERIFY_LINE.format(disk=disk, n=len(pulled.chunks), path=ranges))
     deadline = time.monotonic() + timeout
     last: tuple[int, int] | None = None
+    report: tuple[int, int] | None = None  # identity of the last report file seen
     uploaded = -1  # bytes of SOCKET.sums.part seen: a large reply arriving slowly is news too
     while not os.path.exists(sums):
-        if (now := _progress(progress)) is not None and now != last:
-            last = now
+        if (got := _progress(progress)) is not None and got[1] != report:
+            report = got[1]
             deadline = time.monotonic() + silence
-            notify(f"Verifying {disk}: the client has checksummed {now[0]} of {now[1]} ranges")
+            if got[0] != last:
+                last = got[0]
+                notify(f"Verifying {disk}: the client has checksummed {last[0]} of {last[1]} "
+                       "ranges")
         with contextlib.suppress(OSError):
             if (size := os.stat(sums + ".part").st_size) != uploaded:
                 uploaded = size
